@@ -1,0 +1,109 @@
+"""Configuration from the environment and an optional `q2c.yaml`.
+
+Everything has an embedded default so that a fresh checkout runs the demo with no setup:
+the warehouse is a DuckDB file, documents and the mail outbox are folders under `var/`.
+An environment variable beats `q2c.yaml`, which beats the default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Seller:
+    """The legal entity that issues the invoices; printed on every document."""
+
+    name: str = "Northwind Analytics GmbH"
+    street: str = "Friedrichstrasse 68"
+    postal_code: str = "10117"
+    city: str = "Berlin"
+    country: str = "DE"
+    vat_id: str = "DE811907980"
+    email: str = "billing@northwind.example"
+    iban: str = "DE89370400440532013000"
+    bic: str = "COBADEFFXXX"
+    timezone: str = "Europe/Berlin"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    landing_dir: Path
+    warehouse_path: Path
+    documents_dir: Path
+    outbox_dir: Path
+    dagster_home: Path
+    content_dir: Path = PROJECT_ROOT / "content"
+    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
+    as_of: dt.date | None = None
+    mail_channel: str = "eml"
+    mail_from: str = "Northwind Billing <billing@northwind.example>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    render_workers: int = 0
+    seller: Seller = field(default_factory=Seller)
+
+    @property
+    def run_date(self) -> dt.date:
+        """The business date of the run: `as_of` when pinned, else today in UTC."""
+        return self.as_of or dt.datetime.now(dt.UTC).date()
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _env(name: str, config: dict, key: str, default: object) -> object:
+    if name in os.environ and os.environ[name] != "":
+        return os.environ[name]
+    return config.get(key, default)
+
+
+def _as_bool(value: object) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build settings from `Q2C_*` environment variables and `q2c.yaml` (if present)."""
+    config_path = Path(os.environ.get("Q2C_CONFIG", config_file or PROJECT_ROOT / "q2c.yaml"))
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    config = config or {}
+
+    home = Path(str(_env("Q2C_HOME", config, "home", PROJECT_ROOT / "var"))).resolve()
+    as_of = _env("Q2C_AS_OF", config, "as_of", None)
+    seller_config = config.get("seller", {}) or {}
+
+    return Settings(
+        home=home,
+        landing_dir=Path(str(_env("Q2C_LANDING_DIR", config, "landing_dir", home / "landing"))),
+        warehouse_path=Path(
+            str(_env("Q2C_WAREHOUSE", config, "warehouse_path", home / "warehouse.duckdb"))
+        ),
+        documents_dir=Path(
+            str(_env("Q2C_DOCUMENTS_DIR", config, "documents_dir", home / "documents"))
+        ),
+        outbox_dir=Path(str(_env("Q2C_OUTBOX_DIR", config, "outbox_dir", home / "outbox"))),
+        dagster_home=Path(str(_env("DAGSTER_HOME", config, "dagster_home", home / "dagster"))),
+        as_of=dt.date.fromisoformat(str(as_of)) if as_of else None,
+        mail_channel=str(_env("Q2C_MAIL_CHANNEL", config, "mail_channel", "eml")),
+        mail_from=str(
+            _env("Q2C_MAIL_FROM", config, "mail_from", Settings.mail_from)
+        ),
+        smtp_host=str(_env("Q2C_SMTP_HOST", config, "smtp_host", "127.0.0.1")),
+        smtp_port=int(_env("Q2C_SMTP_PORT", config, "smtp_port", 25)),
+        smtp_user=_env("Q2C_SMTP_USER", config, "smtp_user", None),
+        smtp_password=_env("Q2C_SMTP_PASSWORD", config, "smtp_password", None),
+        smtp_starttls=_as_bool(_env("Q2C_SMTP_STARTTLS", config, "smtp_starttls", False)),
+        render_workers=int(_env("Q2C_RENDER_WORKERS", config, "render_workers", 0)),
+        seller=Seller(**seller_config),
+    )

@@ -1,0 +1,1 @@
+"""Source connectors: landed tables in Fivetran's schema, file drops, API pulls."""
