@@ -121,7 +121,7 @@ QUICKBOOKS = (
     ),
     RawTable(
         "quickbooks", "invoice_line", ("invoice_id", "index"),
-        _cols(f"""invoice_id index line_num amount description detail_type
+        _cols(f"""invoice_id index amount description detail_type
         sales_item_item_id sales_item_quantity sales_item_unit_price sales_item_tax_code_id
         item_id quantity tax_code_id discount_discount_percent
         discount_percent_based sub_total_item_id {SYNC}"""),

@@ -1,0 +1,87 @@
+"""dbt models as assets: staging, intermediate, core marts and KPI marts.
+
+Each dbt model is an asset keyed by its warehouse relation ([schema, model]) and grouped by
+its layer; dbt tests become asset checks, including source tests, which land on the raw
+assets of the ingest layer. One `dbt build` runs per materialization.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+
+from assets.ingest import raw_asset_key
+from orchestration.dbt_project import q2c_dbt_project
+from orchestration.resources import Q2CSettings, apply_dbt_environment
+from q2c.warehouse import connect
+
+_LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
+_PREVIEW_MODELS = {"kpi_ar_aging", "kpi_dso_monthly", "dim_accounts", "fct_invoices"}
+
+
+class Q2CDbtTranslator(DagsterDbtTranslator):
+    """Keys mirror the warehouse; groups follow the dbt folder; sources are the raw assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return raw_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
+        schema = dbt_resource_props.get("config", {}).get("schema") or "main"
+        return dg.AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        folder = fqn[1] if len(fqn) > 2 else "dbt"
+        if folder == "marts" and len(fqn) > 3:
+            return fqn[2]
+        return _LAYER_BY_FOLDER.get(folder, folder)
+
+
+TRANSLATOR = Q2CDbtTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+)
+
+
+def _preview(relation: str, warehouse_path) -> dict[str, dg.MetadataValue]:
+    with connect(warehouse_path, read_only=True) as conn:
+        frame = conn.sql(f"select * from {relation} limit 10").df()
+        count = conn.sql(f"select count(*) from {relation}").fetchone()[0]
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(count)),
+        "preview": dg.MetadataValue.md(frame.to_markdown(index=False)),
+    }
+
+
+@dbt_assets(
+    manifest=q2c_dbt_project().manifest_path,
+    project=q2c_dbt_project(),
+    dagster_dbt_translator=TRANSLATOR,
+)
+def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CSettings):
+    """Build the selected models and run their tests in one `dbt build`.
+
+    Events are held until dbt exits: DuckDB lets one process write the file, and the
+    previews of the marts are read from it after dbt has let go.
+    """
+    settings = q2c.load()
+    apply_dbt_environment(settings)
+    dbt_vars = {"as_of_date": settings.run_date.isoformat()}
+    events = list(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream())
+
+    for event in events:
+        key = getattr(event, "asset_key", None)
+        if isinstance(event, dg.Output) and key is None:
+            key = context.asset_key_for_output(event.output_name)
+        if isinstance(event, dg.Output) and key is not None and key.path[-1] in _PREVIEW_MODELS:
+            event = event.with_metadata(
+                {**event.metadata, **_preview(".".join(key.path), settings.warehouse_path)}
+            )
+        yield event

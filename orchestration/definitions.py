@@ -1,0 +1,51 @@
+"""The one `Definitions` of q2c: every asset, check, resource, job and schedule.
+
+Cross-cutting policy is applied here once: owners and kinds by layer for the Python assets
+(dbt models take their owners from `dbt_project.yml`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from assets.delivery import invoice_emails
+from assets.documents import invoice_documents
+from assets.ingest import raw_assets
+from assets.quality import invoice_quality_holds, quality_checks
+from assets.transform import q2c_dbt_models
+from orchestration.dbt_project import DBT_EXECUTABLE, q2c_dbt_project
+from orchestration.jobs import nightly_job, nightly_schedule
+from orchestration.resources import Q2CSettings
+
+_OWNERS_BY_GROUP = {
+    "ingest": ["team:data-platform"],
+    "quality": ["team:data-platform", "team:finance-ops"],
+    "documents": ["team:finance-ops"],
+    "delivery": ["team:finance-ops"],
+}
+
+
+def _apply_owners(spec: dg.AssetSpec) -> dg.AssetSpec:
+    owners = _OWNERS_BY_GROUP.get(spec.group_name or "")
+    if not owners or spec.owners:
+        return spec
+    return spec.replace_attributes(owners=owners)
+
+
+python_assets = dg.map_asset_specs(
+    _apply_owners, [*raw_assets, invoice_quality_holds, invoice_documents, invoice_emails]
+)
+
+defs = dg.Definitions(
+    assets=[*python_assets, q2c_dbt_models],
+    asset_checks=quality_checks,
+    jobs=[nightly_job],
+    schedules=[nightly_schedule],
+    resources={
+        "q2c": Q2CSettings(),
+        "dbt": DbtCliResource(
+            project_dir=q2c_dbt_project(), dbt_executable=str(DBT_EXECUTABLE)
+        ),
+    },
+)

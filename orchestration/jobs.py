@@ -1,0 +1,27 @@
+"""The nightly job and its schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+NIGHTLY_JOB_NAME = "nightly_quote_to_cash"
+
+nightly_job = dg.define_asset_job(
+    NIGHTLY_JOB_NAME,
+    selection=dg.AssetSelection.all(include_sources=False),
+    description=(
+        "Ingest CRM and ERP tables, rebuild the dbt models and KPI marts, check invoice "
+        "quality, render the documents of the invoices that passed and email them."
+    ),
+    executor_def=dg.in_process_executor,
+    tags={"q2c/job": "nightly"},
+)
+
+nightly_schedule = dg.ScheduleDefinition(
+    name="nightly_quote_to_cash_schedule",
+    job=nightly_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone="Europe/Berlin",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every night at 02:00 in the seller's time zone.",
+)

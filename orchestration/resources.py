@@ -1,0 +1,53 @@
+"""Resources built from q2c settings: the one place Dagster learns where things live."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from q2c.settings import Settings, load_settings
+
+
+class Q2CSettings(dg.ConfigurableResource):
+    """q2c's settings, read when a step runs (environment and `q2c.yaml`), never at import.
+
+    Each field overrides the matching setting for one deployment or test; empty means the
+    value comes from the environment or the embedded default.
+    """
+
+    landing_dir: str = ""
+    warehouse_path: str = ""
+    documents_dir: str = ""
+    outbox_dir: str = ""
+    as_of: str = ""
+    mail_channel: str = ""
+
+    def load(self) -> Settings:
+        settings = load_settings()
+        overrides: dict[str, object] = {}
+        for name in ("landing_dir", "warehouse_path", "documents_dir", "outbox_dir"):
+            value = getattr(self, name)
+            if value:
+                overrides[name] = Path(value)
+        if self.as_of:
+            overrides["as_of"] = dt.date.fromisoformat(self.as_of)
+        if self.mail_channel:
+            overrides["mail_channel"] = self.mail_channel
+        return settings.with_overrides(**overrides)
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """The environment dbt runs with: the warehouse path its profile reads, telemetry off."""
+    return {
+        "Q2C_WAREHOUSE": str(settings.warehouse_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def apply_dbt_environment(settings: Settings) -> None:
+    """dagster-dbt starts dbt with this process's environment, so the profile values go there."""
+    os.environ.update(dbt_environment(settings))

@@ -1,0 +1,250 @@
+"""Load landed CSV exports into the warehouse's raw schemas, in Fivetran's table shape.
+
+A landing folder holds one folder per source (`salesforce/`, `quickbooks/`), one CSV file per
+table. Raw tables keep every value as text, exactly as landed; typing happens in dbt staging.
+What cannot be used is never silently dropped: a row without its key, a row with the wrong
+number of fields, or an older duplicate of a key goes to `q2c_ops.quarantine` with the file,
+row number, field and reason, and every table gets a line in `q2c_ops.ingest_report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from q2c.sources.schema import RAW_TABLES, RawTable
+from q2c.warehouse import OPS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+LINEAGE_COLUMNS = ("_q2c_source_file", "_q2c_source_row", "_q2c_loaded_at")
+_RECENCY_COLUMNS = ("_fivetran_synced", "updated_at", "last_modified_date")
+
+
+class LandingFileError(ValueError):
+    """A landed file that cannot be read at all (encoding, header)."""
+
+
+@dataclass
+class QuarantinedRow:
+    row_number: int
+    record_id: str | None
+    field: str | None
+    reason: str
+    raw_record: dict
+
+
+@dataclass
+class TableLoad:
+    """What happened to one raw table in one ingest run."""
+
+    table: RawTable
+    file: Path | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    missing_columns: list[str] = field(default_factory=list)
+    extra_columns: int = 0
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+    status: str = "loaded"
+    message: str = ""
+
+    @property
+    def rows_quarantined(self) -> int:
+        return len(self.quarantined)
+
+
+def source_folder(landing_dir: Path, source: str) -> Path:
+    """The folder holding a source's files: `<landing>/<source>` or `<landing>/fivetran-<source>`.
+
+    The second form lets q2c read a folder of Fivetran-named exports (as in the shared sample
+    data) without renaming anything.
+    """
+    for candidate in (landing_dir / source, landing_dir / f"fivetran-{source}"):
+        if candidate.is_dir():
+            return candidate
+    return landing_dir / source
+
+
+def find_table_file(folder: Path, table: RawTable) -> Path | None:
+    for name in table.file_names():
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LandingFileError(
+            f"{path}: byte {exc.start} is not valid UTF-8; re-export the table as UTF-8 CSV"
+        ) from exc
+
+
+def _recency(record: dict) -> str:
+    return next((record.get(c) or "" for c in _RECENCY_COLUMNS if record.get(c)), "")
+
+
+def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict], TableLoad]:
+    """Read one CSV into header and good records, collecting the rows that cannot be used."""
+    load = TableLoad(table=table, file=path)
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    header = [name.strip().lower() for name in next(reader, [])]
+    if not header or not any(header):
+        raise LandingFileError(f"{path}: the file has no header row")
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise LandingFileError(f"{path}: columns {duplicated} appear twice in the header")
+    missing_keys = [key for key in table.key if key not in header]
+    if missing_keys:
+        raise LandingFileError(
+            f"{path}: key column(s) {missing_keys} missing from the header; "
+            f"{table.source}.{table.name} cannot be loaded without them"
+        )
+
+    kept: dict[tuple, dict] = {}
+    for row_number, values in enumerate(reader, start=1):
+        if not any(value.strip() for value in values):
+            continue
+        load.rows_read += 1
+        if len(values) != len(header):
+            load.quarantined.append(QuarantinedRow(
+                row_number, None, None,
+                f"row has {len(values)} fields but the header has {len(header)}",
+                {"values": values},
+            ))
+            continue
+        record = {
+            name: (value if value != "" else None)
+            for name, value in zip(header, values, strict=True)
+        }
+        empty_key = next((key for key in table.key if not (record[key] or "").strip()), None)
+        if empty_key:
+            load.quarantined.append(QuarantinedRow(
+                row_number, None, empty_key, f"key column `{empty_key}` is empty", record
+            ))
+            continue
+        record["_q2c_source_row"] = row_number
+        key = tuple(record[k] for k in table.key)
+        if key in kept:
+            older, newer = sorted((kept[key], record), key=_recency)
+            load.quarantined.append(QuarantinedRow(
+                older["_q2c_source_row"], "|".join(key), ",".join(table.key),
+                f"duplicate key; the version from row {newer['_q2c_source_row']} was kept",
+                {k: v for k, v in older.items() if k != "_q2c_source_row"},
+            ))
+            kept[key] = newer
+            continue
+        kept[key] = record
+
+    load.missing_columns = [c for c in table.columns if c not in header]
+    load.extra_columns = len([c for c in header if c not in table.columns])
+    return header, list(kept.values()), load
+
+
+def _frame(
+    table: RawTable, header: list[str], records: list[dict], source_file: str
+) -> pd.DataFrame:
+    columns = list(header) + [c for c in table.columns if c not in header]
+    frame = pd.DataFrame.from_records(records, columns=columns + ["_q2c_source_row"])
+    frame = frame.astype({c: "string" for c in columns})
+    frame["_q2c_source_file"] = source_file
+    frame["_q2c_loaded_at"] = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    return frame
+
+
+def _write_raw_table(
+    conn: duckdb.DuckDBPyConnection, table: RawTable, frame: pd.DataFrame
+) -> None:
+    conn.execute(f"create schema if not exists {table.schema}")
+    conn.register("_q2c_landing_frame", frame)
+    try:
+        value_columns = [c for c in frame.columns if c not in LINEAGE_COLUMNS]
+        select = ", ".join(f'cast("{c}" as varchar) as "{c}"' for c in value_columns)
+        conn.execute(
+            f"create or replace table {table.relation} as select {select}, "
+            "cast(_q2c_source_file as varchar) as _q2c_source_file, "
+            "cast(_q2c_source_row as integer) as _q2c_source_row, "
+            "cast(_q2c_loaded_at as timestamp) as _q2c_loaded_at "
+            "from _q2c_landing_frame"
+        )
+    finally:
+        conn.unregister("_q2c_landing_frame")
+
+
+def load_table(conn: duckdb.DuckDBPyConnection, folder: Path, table: RawTable) -> TableLoad:
+    """Load one raw table from its landed file; a missing file lands an empty table."""
+    path = find_table_file(folder, table)
+    if path is None:
+        load = TableLoad(table=table, file=None, status="missing_file",
+                         missing_columns=list(table.columns),
+                         message=f"no file {' or '.join(table.file_names())} in {folder}; "
+                                 "the table is empty this run")
+        _write_raw_table(conn, table, _frame(table, [], [], ""))
+        return load
+
+    try:
+        header, records, load = parse_table_file(path, table)
+    except LandingFileError as exc:
+        load = TableLoad(table=table, file=path, status="failed", message=str(exc))
+        _write_raw_table(conn, table, _frame(table, [], [], str(path)))
+        return load
+
+    _write_raw_table(conn, table, _frame(table, header, records, str(path)))
+    load.rows_loaded = len(records)
+    if load.quarantined or load.missing_columns:
+        load.status = "loaded_with_warnings"
+    return load
+
+
+def record_loads(conn: duckdb.DuckDBPyConnection, loads: Iterable[TableLoad], run_id: str) -> None:
+    """Write the ingest report and the quarantined rows of this run."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for load in loads:
+        table = load.table
+        conn.execute(
+            f"delete from {OPS_SCHEMA}.quarantine where stage = 'ingest' "
+            "and source = ? and table_name = ?",
+            [table.source, table.name],
+        )
+        conn.execute(
+            f"insert into {OPS_SCHEMA}.ingest_report values (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [run_id, table.source, table.name, str(load.file or ""), load.rows_read,
+             load.rows_loaded, load.rows_quarantined, ",".join(load.missing_columns),
+             load.extra_columns, load.status, load.message, now],
+        )
+        rows = [
+            [run_id, "ingest", table.source, table.name, str(load.file), row.row_number,
+             row.record_id, row.field, row.reason, json.dumps(row.raw_record, default=str),
+             now] for row in load.quarantined
+        ]
+        if rows:
+            conn.executemany(
+                f"insert into {OPS_SCHEMA}.quarantine values (?,?,?,?,?,?,?,?,?,?,?)", rows
+            )
+
+
+def load_source(
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, run_id: str
+) -> list[TableLoad]:
+    """Load every raw table of one source from the landing folder and report what happened."""
+    folder = source_folder(Path(landing_dir), source)
+    loads = [load_table(conn, folder, t) for t in RAW_TABLES if t.source == source]
+    record_loads(conn, loads, run_id)
+    for load in loads:
+        log.info(
+            "raw_%s.%s: %d rows loaded, %d quarantined, status %s %s",
+            source, load.table.name, load.rows_loaded, load.rows_quarantined, load.status,
+            load.message,
+        )
+    return loads

@@ -1,0 +1,127 @@
+"""Landing CSV exports into the raw schemas: what loads, what is quarantined and why."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from q2c.sources.landing import load_source, source_folder
+from q2c.sources.schema import RAW_TABLES, raw_table
+from q2c.warehouse import connect
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with connect(tmp_path / "warehouse.duckdb") as conn:
+        yield conn
+
+
+def test_shared_fivetran_exports_load_unchanged_with_every_row(warehouse):
+    for source in ("salesforce", "quickbooks"):
+        load_source(warehouse, SHARED_DATA, source, "run-1")
+
+    expected = len(_csv_rows(SHARED_DATA / "fivetran-quickbooks" / "invoice_data.csv"))
+    loaded = warehouse.sql("select count(*) from raw_quickbooks.invoice").fetchone()[0]
+    assert loaded == expected == 16
+    value = warehouse.sql(
+        "select total_amount, transaction_date, _q2c_source_row from raw_quickbooks.invoice "
+        "where id = '40113'"
+    ).fetchone()
+    assert value == ("565214", "2021-01-19", 1)
+
+
+def test_a_missing_table_lands_empty_and_is_reported(warehouse):
+    loads = load_source(warehouse, SHARED_DATA, "quickbooks", "run-1")
+
+    term = next(load for load in loads if load.table.name == "term")
+    assert term.status == "missing_file"
+    columns = [row[0] for row in warehouse.sql("describe raw_quickbooks.term").fetchall()]
+    assert set(raw_table("quickbooks", "term").columns) <= set(columns)
+    report = warehouse.sql(
+        "select status from q2c_ops.ingest_report where table_name = 'term'"
+    ).fetchone()
+    assert report == ("missing_file",)
+
+
+def test_missing_contract_columns_are_added_empty_and_named(warehouse):
+    loads = load_source(warehouse, SHARED_DATA, "quickbooks", "run-1")
+
+    invoice = next(load for load in loads if load.table.name == "invoice")
+    assert "custom_salesforce_opportunity_id" in invoice.missing_columns
+    nulls = warehouse.sql(
+        "select count(*) from raw_quickbooks.invoice "
+        "where custom_salesforce_opportunity_id is null"
+    ).fetchone()[0]
+    assert nulls == 16
+
+
+def test_bad_rows_are_quarantined_with_file_row_field_and_reason(tmp_path, warehouse):
+    table = raw_table("quickbooks", "invoice")
+    path = tmp_path / "landing" / "quickbooks" / "invoice.csv"
+    header = ["id", "doc_number", "total_amount", "_fivetran_synced"]
+    _write_csv(path, header, [
+        ["1", "INV-1", "100.00", "2026-01-01 10:00:00"],
+        ["", "INV-2", "50.00", "2026-01-01 10:00:00"],
+        ["3", "INV-3", "70.00"],
+        ["1", "INV-1", "110.00", "2026-01-02 9:00:00"],
+        ["4", "INV-4", "", "2026-01-01 10:00:00"],
+    ])
+
+    loads = load_source(warehouse, tmp_path / "landing", "quickbooks", "run-7")
+
+    invoice = next(load for load in loads if load.table is table)
+    assert (invoice.rows_read, invoice.rows_loaded, invoice.rows_quarantined) == (5, 2, 3)
+    kept = warehouse.sql(
+        "select id, total_amount, _q2c_source_row from raw_quickbooks.invoice order by id"
+    ).fetchall()
+    assert kept == [("1", "110.00", 4), ("4", None, 5)]
+    quarantined = warehouse.sql(
+        "select row_number, field, reason, raw_record from q2c_ops.quarantine "
+        "where table_name = 'invoice' order by row_number"
+    ).fetchall()
+    assert [(row, field) for row, field, _, _ in quarantined] == [(1, "id"), (2, "id"), (3, None)]
+    assert "duplicate key; the version from row 4 was kept" in quarantined[0][2]
+    assert json.loads(quarantined[0][3])["total_amount"] == "100.00"
+    assert quarantined[1][2] == "key column `id` is empty"
+    assert quarantined[2][2] == "row has 3 fields but the header has 4"
+    files = warehouse.sql(
+        "select distinct file from q2c_ops.quarantine where table_name = 'invoice'"
+    ).fetchall()
+    assert files == [(str(path),)]
+
+
+def test_a_file_that_is_not_utf8_fails_its_table_only(tmp_path, warehouse):
+    folder = tmp_path / "landing" / "quickbooks"
+    _write_csv(folder / "customer.csv", ["id", "display_name"], [["7", "Acme"]])
+    (folder / "invoice.csv").write_bytes(b"id,doc_number\n1,\xff\xfe\n")
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "quickbooks", "run-1")}
+
+    assert loads["invoice"].status == "failed"
+    assert "not valid UTF-8" in loads["invoice"].message
+    assert str(folder / "invoice.csv") in loads["invoice"].message
+    assert loads["customer"].rows_loaded == 1
+
+
+def test_a_landing_folder_of_fivetran_exports_is_found_by_its_name():
+    assert source_folder(SHARED_DATA, "salesforce") == SHARED_DATA / "fivetran-salesforce"
+    assert {t.source for t in RAW_TABLES} == {"salesforce", "quickbooks"}
