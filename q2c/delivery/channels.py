@@ -1,0 +1,285 @@
+"""Mail channels: an outbox folder of `.eml` files, and SMTP.
+
+Both take a finished `EmailMessage` (see `q2c.delivery.message`) and either hand it on or
+raise one of the errors in `q2c.delivery.errors`, which tell the ledger whether to retry.
+Both check the recipient again right before sending, so a message built by other code
+cannot slip a junk address past the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol
+
+from q2c.delivery.addresses import mask_address, scrub_address, validate_recipient
+from q2c.delivery.errors import (
+    InvalidRecipientError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from q2c.delivery.message import IDEMPOTENCY_HEADER, INVOICE_NUMBER_HEADER
+
+logger = logging.getLogger(__name__)
+
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Where a message went (a file path or an SMTP URL) and the Message-ID it carried."""
+
+    location: str
+    message_id: str
+
+
+class MailChannel(Protocol):
+    """Anything that can send one email. `name` goes into idempotency keys and logs."""
+
+    name: str
+
+    def send(self, message: EmailMessage) -> SendResult: ...
+
+
+def recipient_of(message: EmailMessage) -> str:
+    """Return the single, valid To address of `message`, or raise InvalidRecipientError."""
+    addresses = [addr for _, addr in getaddresses(message.get_all("To", []))]
+    if len(addresses) != 1:
+        raise InvalidRecipientError(
+            f"an invoice email goes to exactly one To address, this one has {len(addresses)}"
+        )
+    return validate_recipient(addresses[0])
+
+
+class EmlFolderChannel:
+    """Write each message as `<outbox>/<yyyy-mm-dd>/<invoice_number>-<key[:12]>.eml`.
+
+    The embedded default channel: a folder a mail gateway (or a person) can pick up from.
+    The date folder is the message's Date in UTC. A file is written to a temporary name and
+    then linked into place, so a reader never sees half a message; if a file for the same
+    invoice and key already exists in any date folder it is kept as it is, so a resend after
+    a crash does not produce a second file.
+    """
+
+    name = "eml"
+
+    def __init__(self, outbox_dir: Path | str) -> None:
+        self.outbox_dir = Path(outbox_dir)
+
+    def send(self, message: EmailMessage) -> SendResult:
+        """Write `message` to the outbox unless its file is already there."""
+        recipient_of(message)
+        message_id = _required_header(message, "Message-ID")
+        key = _required_header(message, IDEMPOTENCY_HEADER)
+        number = _required_header(message, INVOICE_NUMBER_HEADER)
+        file_name = f"{_UNSAFE_FILE_CHARS.sub('_', number)}-{key[:12]}.eml"
+
+        existing = sorted(self.outbox_dir.glob(f"*/{file_name}"))
+        if existing:
+            logger.info("invoice %s already in the outbox at %s; kept", number, existing[0])
+            return SendResult(location=str(existing[0]), message_id=message_id)
+
+        target = self.outbox_dir / _utc_date_of(message).isoformat() / file_name
+        try:
+            _write_once(target, message.as_bytes(policy=policy.SMTP))
+        except PermissionError as exc:
+            raise PermanentDeliveryError(
+                f"cannot write {target}: check that the outbox folder {self.outbox_dir} "
+                "is writable by this process (Q2C_OUTBOX_DIR)"
+            ) from exc
+        except OSError as exc:
+            raise TransientDeliveryError(
+                f"writing {target} failed ({exc.strerror or exc}): check free disk space "
+                f"and that {self.outbox_dir} is mounted"
+            ) from exc
+        return SendResult(location=str(target), message_id=message_id)
+
+
+class SmtpChannel:
+    """Send through an SMTP server with smtplib, one connection per message.
+
+    STARTTLS and AUTH happen only when configured. Errors become Transient (connection
+    refused, timeouts, 4xx replies) or Permanent (5xx replies, refused recipient or sender,
+    failed login, TLS trouble) delivery errors whose text says what to check. After the
+    server has accepted the message, trouble while saying goodbye is ignored: the message
+    is delivered and must not be sent again.
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 30.0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.starttls = starttls
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    @property
+    def location(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def send(self, message: EmailMessage) -> SendResult:
+        """Send `message` to its one recipient; raise a DeliveryError subclass on failure."""
+        recipient = recipient_of(message)
+        message_id = _required_header(message, "Message-ID")
+        try:
+            # Connecting in the constructor also records the host name that STARTTLS
+            # checks the server certificate against.
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            try:
+                if self.starttls:
+                    smtp.starttls(context=self.ssl_context or ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(message, to_addrs=[recipient])
+            finally:
+                _quit_quietly(smtp)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc, recipient) from exc
+        return SendResult(location=self.location, message_id=message_id)
+
+    def _classify(self, exc: Exception, recipient: str) -> Exception:
+        server = f"SMTP server {self.host}:{self.port}"
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            code, reply = next(iter(exc.recipients.values()), (550, b""))
+            detail = _reply_text(code, reply, recipient)
+            if 400 <= code < 500:
+                return TransientDeliveryError(
+                    f"{server} deferred recipient {mask_address(recipient)} ({detail}); "
+                    "retried later"
+                )
+            return PermanentDeliveryError(
+                f"{server} refused recipient {mask_address(recipient)} ({detail}): check the "
+                "billing email on the customer record"
+            )
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
+            if 400 <= exc.smtp_code < 500:
+                return TransientDeliveryError(f"{server} could not log in now ({detail})")
+            return PermanentDeliveryError(
+                f"{server} rejected the login of user {self.username!r} ({detail}): check "
+                "Q2C_SMTP_USER and Q2C_SMTP_PASSWORD"
+            )
+        if isinstance(exc, smtplib.SMTPSenderRefused):
+            detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
+            if 400 <= exc.smtp_code < 500:
+                return TransientDeliveryError(f"{server} deferred the sender ({detail})")
+            return PermanentDeliveryError(
+                f"{server} refused the sender ({detail}): check that Q2C_MAIL_FROM may send "
+                "through this server"
+            )
+        if isinstance(exc, smtplib.SMTPResponseException):
+            detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
+            if 400 <= exc.smtp_code < 500:
+                return TransientDeliveryError(f"{server} deferred the message ({detail})")
+            return PermanentDeliveryError(
+                f"{server} rejected the message ({detail}): check the server's log and its "
+                "limits on size and content"
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return TransientDeliveryError(
+                f"{server} closed the connection ({exc}): check that it is running and that "
+                "the port speaks plain SMTP (with Q2C_SMTP_STARTTLS for encryption)"
+            )
+        if isinstance(exc, smtplib.SMTPException):
+            return PermanentDeliveryError(
+                f"{server} cannot be used as configured ({exc}): check Q2C_SMTP_STARTTLS "
+                "and Q2C_SMTP_USER against what the server offers"
+            )
+        if isinstance(exc, ssl.SSLError):
+            return PermanentDeliveryError(
+                f"TLS with {server} failed ({exc}): check the server certificate and "
+                "Q2C_SMTP_STARTTLS"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return TransientDeliveryError(
+                f"{server} refused the connection: check that it is running and "
+                "Q2C_SMTP_HOST/Q2C_SMTP_PORT"
+            )
+        if isinstance(exc, TimeoutError):
+            return TransientDeliveryError(
+                f"{server} did not answer within {self.timeout:g}s: check the network path "
+                "and the server's load"
+            )
+        return TransientDeliveryError(
+            f"{server} could not be reached ({exc}): check Q2C_SMTP_HOST/Q2C_SMTP_PORT and "
+            "the network"
+        )
+
+
+def _required_header(message: EmailMessage, name: str) -> str:
+    value = message.get(name)
+    if not value:
+        raise ValueError(
+            f"message has no {name} header: build it with "
+            "q2c.delivery.message.build_invoice_email"
+        )
+    return str(value)
+
+
+def _utc_date_of(message: EmailMessage) -> dt.date:
+    try:
+        sent = parsedate_to_datetime(str(message["Date"]))
+    except (TypeError, ValueError):
+        return dt.datetime.now(dt.UTC).date()
+    if sent.tzinfo is None:
+        return sent.date()
+    return sent.astimezone(dt.UTC).date()
+
+
+def _write_once(target: Path, payload: bytes) -> None:
+    """Write `payload` to `target` atomically; leave an existing `target` untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            # link() fails when the target exists, so two writers cannot both create it.
+            os.link(temp_name, target)
+        except FileExistsError:
+            logger.info("outbox file %s appeared meanwhile; kept", target)
+        except OSError:
+            # File systems without hard links: rename, after a last look for the target.
+            if not target.exists():
+                os.replace(temp_name, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+
+
+def _reply_text(code: int, reply: bytes | str, recipient: str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return scrub_address(f"{code} {text}".strip(), recipient)
+
+
+def _quit_quietly(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()

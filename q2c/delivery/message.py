@@ -1,0 +1,115 @@
+"""The invoice email: readable text and HTML bodies plus the invoice PDF.
+
+Bodies arrive rendered (from governed templates elsewhere); this module only assembles the
+MIME structure and the headers that make a send traceable. The Message-ID is derived from
+the delivery's idempotency key, so a resend after a crash carries the same Message-ID and
+the receiving side (and anyone reading the outbox) can tell it is the same message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from q2c.delivery.addresses import is_valid_domain, validate_recipient
+
+IDEMPOTENCY_HEADER = "X-Q2C-Idempotency-Key"
+INVOICE_NUMBER_HEADER = "X-Q2C-Invoice-Number"
+
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{12,128}")
+_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def build_invoice_email(
+    *,
+    invoice_number: str,
+    recipient: str,
+    sender: str,
+    subject: str,
+    html_body: str,
+    text_body: str,
+    pdf_bytes: bytes,
+    pdf_filename: str,
+    message_id_domain: str,
+    idempotency_key: str,
+    date: dt.datetime | None = None,
+) -> EmailMessage:
+    """Assemble the invoice email as multipart/mixed(alternative(text, html), pdf).
+
+    Args:
+        invoice_number: The ERP invoice number, shown in logs and the outbox file name.
+        recipient: One bare address; checked with `validate_recipient`.
+        sender: The From header, e.g. `Northwind Billing <billing@northwind.example>`.
+        subject: The rendered subject line (one line).
+        html_body: The rendered HTML body.
+        text_body: The rendered plain-text body, for clients that do not show HTML.
+        pdf_bytes: The rendered invoice PDF.
+        pdf_filename: The attachment's file name, e.g. `INV-2026-000123.pdf`.
+        message_id_domain: The right-hand side of the Message-ID, usually the sender's domain.
+        idempotency_key: The delivery ledger key; it becomes the Message-ID and a header.
+        date: The Date header (timezone-aware); now in UTC when omitted.
+
+    Raises:
+        InvalidRecipientError: The recipient is not a deliverable address.
+        ValueError: Another argument cannot make a valid message; the text says which.
+    """
+    address = validate_recipient(recipient)
+    _check_arguments(invoice_number, pdf_bytes, pdf_filename, idempotency_key, date)
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = address
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date or dt.datetime.now(dt.UTC))
+    message["Message-ID"] = message_id_for(idempotency_key, message_id_domain)
+    message[IDEMPOTENCY_HEADER] = idempotency_key
+    message[INVOICE_NUMBER_HEADER] = invoice_number
+    # RFC 3834: tells vacation responders not to answer an automated invoice.
+    message["Auto-Submitted"] = "auto-generated"
+
+    message.set_content(text_body)
+    message.add_alternative(html_body, subtype="html")
+    message.add_attachment(
+        pdf_bytes, maintype="application", subtype="pdf", filename=pdf_filename
+    )
+    return message
+
+
+def message_id_for(idempotency_key: str, domain: str) -> str:
+    """Return the Message-ID for a delivery: the same key always gives the same id."""
+    if not is_valid_domain(domain):
+        raise ValueError(
+            f"message_id_domain {domain!r} is not a host name: pass the sender's domain, "
+            "e.g. northwind.example"
+        )
+    return f"<invoice.{idempotency_key}@{domain.lower()}>"
+
+
+def _check_arguments(
+    invoice_number: str,
+    pdf_bytes: bytes,
+    pdf_filename: str,
+    idempotency_key: str,
+    date: dt.datetime | None,
+) -> None:
+    if not invoice_number or not invoice_number.strip():
+        raise ValueError("invoice_number is empty: every invoice email names its invoice")
+    if not pdf_bytes.startswith(b"%PDF-"):
+        raise ValueError(
+            f"pdf_bytes for invoice {invoice_number} is not a PDF (no %PDF- header): "
+            "pass the rendered document's bytes, not its path"
+        )
+    if not pdf_filename.lower().endswith(".pdf") or _UNSAFE_FILENAME.search(pdf_filename):
+        raise ValueError(
+            f"pdf_filename {pdf_filename!r} for invoice {invoice_number} must be a plain "
+            "file name ending in .pdf"
+        )
+    if not _KEY_PATTERN.fullmatch(idempotency_key):
+        raise ValueError(
+            f"idempotency_key for invoice {invoice_number} must be 12 to 128 letters, digits, "
+            "'-' or '_': use q2c.delivery.ledger.idempotency_key()"
+        )
+    if date is not None and date.utcoffset() is None:
+        raise ValueError(f"date for invoice {invoice_number} must carry a timezone")
