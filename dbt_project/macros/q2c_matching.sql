@@ -1,0 +1,52 @@
+{#- Helpers for matching CRM accounts to ERP customers (int_accounts_crosswalk). -#}
+
+{#- A company name for matching: lower case, punctuation to spaces, trailing legal forms
+    (Inc, LLC, Ltd, GmbH, SA, AG, BV, ...) removed, so "Müller Widgets, GmbH & Co. KG"
+    and "Muller widgets" differ only by the umlaut. Empty becomes null. -#}
+{% macro q2c_normalize_name(expr) -%}
+    nullif(
+        trim(regexp_replace(
+            trim(regexp_replace(lower({{ expr }}), '[[:punct:][:space:]]+', ' ', 'g')),
+            '( ({{ q2c_legal_forms() | join("|") }}))+$',
+            '',
+            'g'
+        )),
+        ''
+    )
+{%- endmacro %}
+
+{% macro q2c_legal_forms() -%}
+    {{ return([
+        'inc', 'incorporated', 'llc', 'llp', 'lp', 'ltd', 'limited', 'plc', 'corp',
+        'corporation', 'co', 'company', 'gmbh', 'mbh', 'kg', 'ohg', 'ag', 'se', 'ug',
+        'sa', 'sas', 'sarl', 'srl', 'spa', 'bv', 'nv', 'ab', 'as', 'asa', 'oy', 'oyj',
+        'aps', 'kk', 'pty', 'pte', 'sl', 'sau', 'wll', 'kscc', 'kscp'
+    ]) }}
+{%- endmacro %}
+
+{#- The registrable part of a web address: 'https://www.acme.de/about' -> 'acme.de'. -#}
+{% macro q2c_web_domain(expr) -%}
+    nullif(
+        regexp_replace(
+            regexp_replace(
+                regexp_replace(lower(trim({{ expr }})), '^[a-z][a-z0-9+.-]*://', ''),
+                '^www\.', ''
+            ),
+            '[/:?#].*$', ''
+        ),
+        ''
+    )
+{%- endmacro %}
+
+{#- The domain of an e-mail address: 'billing@acme.de' -> 'acme.de'. -#}
+{% macro q2c_email_domain(expr) -%}
+    case
+        when {{ expr }} like '%@%'
+            then nullif(regexp_replace(lower(trim({{ expr }})), '^.*@', ''), '')
+    end
+{%- endmacro %}
+
+{#- A tax id for matching: upper case, without spaces, dots, dashes and slashes. -#}
+{% macro q2c_normalize_tax_id(expr) -%}
+    nullif(regexp_replace(upper(trim({{ expr }})), '[^A-Z0-9]', '', 'g'), '')
+{%- endmacro %}

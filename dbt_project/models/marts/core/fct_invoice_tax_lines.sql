@@ -1,0 +1,34 @@
+with
+
+tax_lines as (
+
+    select * from {{ ref('stg_quickbooks__invoice_tax_lines') }}
+
+),
+
+invoices as (
+
+    select * from {{ ref('stg_quickbooks__invoices') }}
+
+),
+
+final as (
+
+    select
+        {{ q2c_surrogate_key(["'quickbooks'", 'tax_lines.invoice_id']) }} as invoice_key,
+        tax_lines.invoice_id,
+        tax_lines.line_index,
+        tax_lines.tax_rate_id,
+        tax_lines.tax_percent,
+        tax_lines.taxable_amount,
+        tax_lines.tax_amount,
+        invoices.currency_code as currency
+
+    from tax_lines
+
+    inner join invoices
+        on tax_lines.invoice_id = invoices.invoice_id
+
+)
+
+select * from final

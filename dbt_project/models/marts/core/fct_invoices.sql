@@ -1,0 +1,141 @@
+with
+
+invoices as (
+
+    select * from {{ ref('stg_quickbooks__invoices') }}
+
+),
+
+accounts as (
+
+    select * from {{ ref('dim_accounts') }}
+
+),
+
+lines_summed as (
+
+    select * from {{ ref('int_invoice_lines_summed') }}
+
+),
+
+allocations_summed as (
+
+    select * from {{ ref('int_invoice_allocations_summed') }}
+
+),
+
+disputes as (
+
+    select * from {{ ref('int_invoices_disputed') }}
+
+),
+
+currencies as (
+
+    select * from {{ ref('iso_currencies') }}
+
+),
+
+joined as (
+
+    select
+        invoices.*,
+        accounts.account_key,
+        accounts.billing_email as account_billing_email,
+        currencies.minor_units as currency_minor_units,
+        coalesce(lines_summed.subtotal_amount, 0) as subtotal_amount,
+        coalesce(lines_summed.discount_amount, 0) as discount_amount,
+        coalesce(allocations_summed.paid_amount, 0) as paid_amount,
+        coalesce(allocations_summed.credited_amount, 0) as credited_amount,
+        disputes.invoice_number is not null as is_disputed,
+        {{ q2c_as_of_date() }} as as_of_date
+
+    from invoices
+
+    left join accounts
+        on invoices.customer_id = accounts.erp_customer_id
+
+    left join lines_summed
+        on invoices.invoice_id = lines_summed.invoice_id
+
+    left join allocations_summed
+        on invoices.invoice_id = allocations_summed.invoice_id
+
+    left join disputes
+        on invoices.invoice_number = disputes.invoice_number
+
+    left join currencies
+        on invoices.currency_code = currencies.currency_code
+
+),
+
+computed as (
+
+    select
+        *,
+        cast(total_amount - paid_amount - credited_amount as decimal(20, 4))
+            as computed_balance_amount,
+        {#- The ERP's balance is the truth; the computed one stands in only when the ERP
+            balance is missing. An invoice without a due date is due on its issue date. -#}
+        coalesce(
+            balance_amount,
+            total_amount - paid_amount - credited_amount
+        ) as open_amount,
+        coalesce(due_date, issue_date) as effective_due_date
+
+    from joined
+
+),
+
+final as (
+
+    select
+        {{ q2c_surrogate_key(["'quickbooks'", 'invoice_id']) }} as invoice_key,
+        invoice_id,
+        'quickbooks' as source_system,
+        invoice_number,
+        account_key,
+        customer_id as erp_customer_id,
+        crm_opportunity_id,
+        issue_date,
+        due_date,
+        currency_code as currency,
+        currency_minor_units,
+        subtotal_amount,
+        discount_amount,
+        tax_amount,
+        total_amount,
+        paid_amount,
+        credited_amount,
+        balance_amount,
+        computed_balance_amount,
+        exchange_rate,
+        cast(
+            coalesce(home_total_amount, total_amount * coalesce(exchange_rate, 1))
+            as decimal(20, 4)
+        ) as total_amount_home,
+        case
+            when open_amount <= 0 and credited_amount > 0 and paid_amount = 0
+                then 'credited'
+            when open_amount <= 0 then 'paid'
+            when paid_amount + credited_amount > 0 or open_amount < total_amount
+                then 'partially_paid'
+            when effective_due_date < as_of_date then 'overdue'
+            else 'open'
+        end as status,
+        is_disputed,
+        case
+            when open_amount > 0 and effective_due_date < as_of_date
+                then {{ q2c_days_between('effective_due_date', 'as_of_date') }}
+            else 0
+        end as days_overdue,
+        coalesce(billing_email, account_billing_email) as billing_email,
+        customer_memo,
+        created_at,
+        updated_at
+
+    from computed
+
+)
+
+select * from final
