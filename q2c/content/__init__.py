@@ -1,0 +1,1 @@
+"""Governed content: the registry of templates, themes and texts in `content/`."""
