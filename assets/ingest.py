@@ -1,6 +1,5 @@
 """Raw layer: landed CSV exports loaded into `raw_<source>` tables in Fivetran's shape."""
 
-from __future__ import annotations
 
 import dagster as dg
 

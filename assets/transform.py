@@ -5,7 +5,6 @@ its layer; dbt tests become asset checks, including source tests, which land on 
 assets of the ingest layer. One `dbt build` runs per materialization.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping

@@ -8,7 +8,7 @@ NIGHTLY_JOB_NAME = "nightly_quote_to_cash"
 
 nightly_job = dg.define_asset_job(
     NIGHTLY_JOB_NAME,
-    selection=dg.AssetSelection.all(include_sources=False),
+    selection=dg.AssetSelection.all(),
     description=(
         "Ingest CRM and ERP tables, rebuild the dbt models and KPI marts, check invoice "
         "quality, render the documents of the invoices that passed and email them."

@@ -27,10 +27,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from q2c.demo import generate
 
     as_of = args.as_of or load_settings().run_date
-    summary = generate(Path(args.out), seed=args.seed, accounts=args.accounts, as_of=as_of)
-    print(f"Demo data written to {Path(args.out).resolve()} (seed {args.seed}, as of {as_of})")
-    for key, value in summary.as_dict().items():
-        print(f"  {key}: {value}")
+    out = Path(args.out).resolve()
+    summary = generate(out, seed=args.seed, accounts=args.accounts, as_of=as_of)
+
+    counts = summary.row_counts
+    print(f"Demo data written to {out} (seed {args.seed}, as of {as_of}):")
+    print(f"  {len(summary.files)} files, {sum(counts.values())} rows: "
+          + ", ".join(f"{table} {n}" for table, n in counts.items()))
+    print("  invoices by state: "
+          + ", ".join(f"{state} {n}" for state, n in summary.invoices_by_state.items()))
+    print("  CRM to ERP links: "
+          + ", ".join(f"{method} {n}" for method, n in summary.match_methods.items()))
+    bad = [f"{kind} ({', '.join(row.doc_number or '/'.join(row.key) for row in rows)})"
+           for kind, rows in summary.bad_rows.items()]
+    print(f"  deliberately bad rows: {'; '.join(bad)}")
     return 0
 
 

@@ -54,10 +54,11 @@ def build_summary(conn: duckdb.DuckDBPyConnection, settings: Settings) -> str:
     lines += ["", "Invoices held back from documents (q2c_ops.invoice_holds):"]
     holds = _rows(
         conn,
-        f"select coalesce(invoice_number, invoice_id), string_agg(distinct reason, '; ') "
-        f"from {OPS_SCHEMA}.invoice_holds group by all order by 1 limit 40",
+        f"select invoice_id, any_value(invoice_number), string_agg(distinct reason, '; ') "
+        f"from {OPS_SCHEMA}.invoice_holds group by invoice_id order by 1 limit 40",
     )
-    lines += [f"  {number}: {reasons}" for number, reasons in holds] or ["  none"]
+    lines += [f"  invoice {invoice_id} ({number or 'no number'}): {reasons}"
+              for invoice_id, number, reasons in holds] or ["  none"]
 
     documents = _rows(conn, f"select count(*), count(distinct invoice_id) "
                             f"from {OPS_SCHEMA}.document_manifest")

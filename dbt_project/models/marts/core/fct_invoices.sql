@@ -130,6 +130,7 @@ final as (
             else 0
         end as days_overdue,
         coalesce(billing_email, account_billing_email) as billing_email,
+        email_status as erp_email_status,
         customer_memo,
         created_at,
         updated_at

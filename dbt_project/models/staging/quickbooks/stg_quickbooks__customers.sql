@@ -25,11 +25,9 @@ renamed as (
         website,
         trim(primary_tax_identifier) as tax_id,
         upper(trim(currency_id)) as currency_code,
-        {#- QuickBooks writes 'None' when the customer chose no delivery method. -#}
-        case
-            when lower(trim(preferred_delivery_method)) not in ('', 'none')
-                then lower(trim(preferred_delivery_method))
-        end as preferred_delivery_method,
+        {#- QuickBooks writes 'None' when the customer chose to receive no invoices; an
+            empty value means nothing was recorded. -#}
+        nullif(lower(trim(preferred_delivery_method)), '') as preferred_delivery_method,
 
         ---------- numerics
         {{ q2c_amount('balance') }} as balance_amount,

@@ -1,0 +1,237 @@
+"""The whole nightly job, in-process, on generated data and on the shared Fivetran samples.
+
+These tests run the real chain (CSV landing, dbt on DuckDB, Great Expectations, WeasyPrint,
+the mail channels) and compare its outputs with values computed here from the input files.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from decimal import Decimal
+from email import policy
+from email.parser import BytesParser
+from io import BytesIO
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from babel.numbers import format_currency
+from pypdf import PdfReader
+
+from q2c.demo import generate
+from q2c.warehouse import connect
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+AS_OF = dt.date(2026, 11, 30)
+
+
+def _environment(monkeypatch: pytest.MonkeyPatch, home: Path, landing: Path, as_of: dt.date):
+    monkeypatch.setenv("Q2C_HOME", str(home))
+    monkeypatch.setenv("Q2C_LANDING_DIR", str(landing))
+    monkeypatch.setenv("Q2C_AS_OF", as_of.isoformat())
+    monkeypatch.setenv("Q2C_MAIL_CHANNEL", "eml")
+    monkeypatch.setenv("Q2C_RENDER_WORKERS", "2")
+    for name in ("Q2C_WAREHOUSE", "Q2C_DOCUMENTS_DIR", "Q2C_OUTBOX_DIR", "Q2C_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _run():
+    from orchestration.run import run_nightly
+
+    return run_nightly(instance=dg.DagsterInstance.ephemeral())
+
+
+def _materialization_metadata(result, key: list[str]) -> dict:
+    events = result.result.asset_materializations_for_node(
+        {"documents": "documents__invoice_pdfs", "delivery": "delivery__invoice_emails"}[key[0]]
+    )
+    return {name: value.value for name, value in events[0].metadata.items()}
+
+
+def _current_invoices(path: Path) -> dict[str, dict]:
+    """The invoices of a landed file as the ERP holds them: keyed, latest sync, not deleted."""
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["id"]]
+    current: dict[str, dict] = {}
+    for row in sorted(rows, key=lambda r: r["_fivetran_synced"] or ""):
+        current[row["id"]] = row
+    return {k: v for k, v in current.items() if v["_fivetran_deleted"].lower() != "true"}
+
+
+@pytest.fixture(scope="module")
+def generated_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("generated")
+    landing = home / "landing"
+    summary = generate(landing, seed=11, accounts=14, as_of=AS_OF)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _environment(monkeypatch, home / "var", landing, AS_OF)
+        first = _run()
+        outbox_after_first = sorted((home / "var" / "outbox").rglob("*.eml"))
+        second = _run()
+        yield {
+            "home": home / "var", "landing": landing, "summary": summary, "first": first,
+            "second": second, "outbox_after_first": outbox_after_first,
+        }
+
+
+def test_the_job_succeeds_twice_on_generated_data(generated_run):
+    assert generated_run["first"].success, generated_run["first"].summary
+    assert generated_run["second"].success, generated_run["second"].summary
+
+
+def test_every_current_invoice_reaches_the_core_mart(generated_run):
+    expected = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
+
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        ids = {row[0] for row in conn.sql("select invoice_id from core.fct_invoices").fetchall()}
+
+    assert ids == set(expected)
+
+
+def test_ar_aging_total_equals_open_erp_balances_by_currency(generated_run):
+    invoices = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
+    expected: dict[str, Decimal] = {}
+    for row in invoices.values():
+        balance = Decimal(row["balance"] or "0")
+        if balance > 0:
+            expected[row["currency_id"]] = expected.get(row["currency_id"], Decimal(0)) + balance
+
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        totals = dict(conn.sql(
+            "select currency, sum(total_open_amount) from kpi.kpi_ar_aging group by currency"
+        ).fetchall())
+
+    assert {c: Decimal(v) for c, v in totals.items()} == expected
+    assert expected["EUR"] > 0 and expected["JPY"] > 0
+
+
+def test_bad_invoices_are_held_back_and_all_others_rendered(generated_run):
+    summary = generated_run["summary"]
+    bad = {kind: rows[0].invoice_id for kind, rows in summary.bad_rows.items()}
+    expected_held = {bad["invalid_currency"], bad["due_before_issue"], bad["total_mismatch"],
+                     bad["unparseable_line_amount"]}
+
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        held = {r[0] for r in conn.sql("select invoice_id from q2c_ops.invoice_holds").fetchall()}
+        issued = {r[0] for r in conn.sql("select invoice_id from core.fct_invoices").fetchall()}
+        rendered = conn.sql(
+            "select invoice_id, path from q2c_ops.document_manifest"
+        ).fetchall()
+
+    assert held == expected_held
+    assert {invoice_id for invoice_id, _ in rendered} == issued - expected_held
+    assert all(Path(path).is_file() for _, path in rendered)
+    documents = _materialization_metadata(generated_run["first"], ["documents"])
+    assert documents["held_back"] == 4
+    assert documents["rendered"] == len(issued) - 4
+
+
+def test_each_email_due_carries_its_pdf_with_number_and_total(generated_run):
+    invoices = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
+    emails = generated_run["outbox_after_first"]
+    assert emails, "the first run wrote no .eml files"
+
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        locales = dict(conn.sql(
+            "select i.invoice_number, a.locale from core.fct_invoices i "
+            "join core.dim_accounts a using (account_key)"
+        ).fetchall())
+    for path in emails:
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        number = message["X-Q2C-Invoice-Number"]
+        row = next(r for r in invoices.values() if r["doc_number"] == number)
+        attachment = next(message.iter_attachments())
+        text = "".join(page.extract_text() for page in PdfReader(
+            BytesIO(attachment.get_content())).pages)
+        total = format_currency(Decimal(row["total_amount"]), row["currency_id"],
+                                locale=locales[number], currency_digits=True)
+
+        assert attachment.get_content_type() == "application/pdf"
+        assert number in text
+        assert total.replace("\xa0", " ") in text.replace("\xa0", " ")
+        assert number in message.get_body(("plain",)).get_content()
+
+
+def test_only_invoices_due_for_email_are_sent(generated_run):
+    invoices = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
+    summary = generated_run["summary"]
+    held = {rows[0].invoice_id for kind, rows in summary.bad_rows.items()
+            if kind in {"invalid_currency", "due_before_issue", "total_mismatch",
+                        "unparseable_line_amount"}}
+    with (generated_run["landing"] / "quickbooks" / "customer.csv").open(newline="") as handle:
+        preference = {r["id"]: r["preferred_delivery_method"] for r in csv.DictReader(handle)}
+    expected = {
+        row["doc_number"] for row in invoices.values()
+        if row["id"] not in held and row["email_status"] != "EmailSent"
+        and preference.get(row["customer_id"], "Email") in ("Email", "")
+    }
+
+    sent = {path.name.rsplit("-", 1)[0] for path in generated_run["outbox_after_first"]}
+
+    assert sent == expected
+
+
+def test_a_rerun_sends_nothing_twice_and_renders_nothing_again(generated_run):
+    home = generated_run["home"]
+    assert sorted(home.joinpath("outbox").rglob("*.eml")) == generated_run["outbox_after_first"]
+    delivery = _materialization_metadata(generated_run["second"], ["delivery"])
+    documents = _materialization_metadata(generated_run["second"], ["documents"])
+    assert delivery["sent"] == 0
+    assert delivery["already_sent"] == len(generated_run["outbox_after_first"])
+    assert documents["rendered"] == 0
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        statuses = conn.sql(
+            "select status, count(*) from q2c_ops.delivery_ledger group by 1"
+        ).fetchall()
+    assert statuses == [("sent", len(generated_run["outbox_after_first"]))]
+
+
+def test_the_invoice_emails_go_out_over_smtp_once(generated_run, smtp_server, monkeypatch):
+    from assets.delivery import invoice_emails
+    from orchestration.resources import Q2CSettings
+
+    _environment(monkeypatch, generated_run["home"], generated_run["landing"], AS_OF)
+    monkeypatch.setenv("Q2C_MAIL_CHANNEL", "smtp")
+    monkeypatch.setenv("Q2C_SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("Q2C_SMTP_PORT", str(smtp_server.port))
+    expected = len(generated_run["outbox_after_first"])
+
+    for _ in range(2):
+        result = dg.materialize([invoice_emails], resources={"q2c": Q2CSettings()})
+        assert result.success
+
+    assert len(smtp_server.messages) == expected
+    message = smtp_server.messages[0].parsed()
+    assert next(message.iter_attachments()).get_content()[:5] == b"%PDF-"
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("shared")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _environment(monkeypatch, home / "var", SHARED_DATA, dt.date(2021, 3, 1))
+        yield {"home": home / "var", "result": _run()}
+
+
+def test_the_shared_fivetran_samples_flow_through_with_a_report(shared_run):
+    result = shared_run["result"]
+    assert result.success, result.summary
+
+    with connect(shared_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        missing = conn.sql(
+            "select source || '.' || table_name from q2c_ops.ingest_report "
+            "where status = 'missing_file' order by 1"
+        ).fetchall()
+        held = {r[0] for r in conn.sql("select invoice_id from q2c_ops.invoice_holds").fetchall()}
+        ledger = conn.sql(
+            "select status, count(*) from q2c_ops.delivery_ledger group by 1"
+        ).fetchall()
+        mart = conn.sql("select count(*) from core.fct_invoices").fetchone()[0]
+
+    assert missing == [("quickbooks.term",), ("salesforce.case",)]
+    assert {"40113", "40115", "50001"} <= held
+    assert mart == 5
+    assert "raw_quickbooks.term" in result.summary and "missing_file" in result.summary
+    assert "Invoices held back" in result.summary and "40113" in result.summary
+    assert all(status in ("rejected",) for status, _ in ledger)
