@@ -6,8 +6,12 @@ assets of the ingest layer. One `dbt build` runs per materialization.
 """
 
 
+import contextlib
+import io
 import json
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -37,6 +41,8 @@ class Q2CDbtTranslator(DagsterDbtTranslator):
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "staging"
         fqn = dbt_resource_props.get("fqn", [])
         folder = fqn[1] if len(fqn) > 2 else "dbt"
         if folder == "marts" and len(fqn) > 3:
@@ -59,6 +65,19 @@ def _preview(relation: str, warehouse_path) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _keep_dbt_log(text: str, home: Path, run_id: str) -> Path:
+    """dagster-dbt echoes every dbt line to stdout; q2c keeps them in a file per run instead."""
+    path = home / "logs" / f"dbt-build-{run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _dbt_totals(output: io.StringIO) -> str:
+    found = re.findall(r"Done\. (PASS=\d+ WARN=\d+ ERROR=\d+ SKIP=\d+)", output.getvalue())
+    return found[-1] if found else "no totals (see the log)"
+
+
 @dbt_assets(
     manifest=q2c_dbt_project().manifest_path,
     project=q2c_dbt_project(),
@@ -73,7 +92,15 @@ def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: 
     settings = q2c.load()
     apply_dbt_environment(settings)
     dbt_vars = {"as_of_date": settings.run_date.isoformat()}
-    events = list(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream())
+    dbt_output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(dbt_output):
+            events = list(
+                dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+            )
+    finally:
+        log_path = _keep_dbt_log(dbt_output.getvalue(), settings.home, context.run_id)
+        context.log.info("dbt build: %s; full dbt log in %s", _dbt_totals(dbt_output), log_path)
 
     for event in events:
         key = getattr(event, "asset_key", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +26,20 @@ class NightlyResult:
 def run_nightly(instance: dg.DagsterInstance | None = None) -> NightlyResult:
     """Execute the nightly job in-process against the instance at DAGSTER_HOME.
 
-    Runs land in the same instance `dagster dev` reads, so the UI shows them afterwards.
+    Runs land in the same instance `dagster dev` reads, so the UI shows them afterwards. The
+    console shows warnings and errors only (`Q2C_LOG_LEVEL=INFO` or `DEBUG` for more); the
+    full event log is in the instance either way.
     """
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
     instance = instance or dg.DagsterInstance.get()
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    log_level = os.environ.get("Q2C_LOG_LEVEL", "WARNING").upper()
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
 
     settings = load_settings()
     with connect(settings.warehouse_path, read_only=True) as conn:

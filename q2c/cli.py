@@ -68,17 +68,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from q2c.report import build_summary
-    from q2c.warehouse import connect
+    from q2c.report import summary_path
 
-    settings = load_settings()
-    with connect(settings.warehouse_path, read_only=True) as conn:
-        print(build_summary(conn, settings))
+    path = summary_path(load_settings().home)
+    if not path.is_file():
+        print(f"No run summary at {path} yet: run `q2c run` first.", file=sys.stderr)
+        return 1
+    print(path.read_text(), end="")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what each step did (q2c at INFO, the job's events at INFO)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write deterministic demo CRM and ERP data")
@@ -94,15 +97,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mail-channel", choices=["eml", "smtp"])
     run.set_defaults(func=_cmd_run)
 
-    summary = commands.add_parser("summary", help="print the summary of the latest run")
+    summary = commands.add_parser("summary", help="print the summary of the last run again")
     summary.set_defaults(func=_cmd_summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Warnings and errors on the console; with --verbose, what q2c did step by step.
+
+    Libraries (Dagster, Great Expectations, WeasyPrint, alembic) set their own loggers to
+    INFO or DEBUG, so the level is held on the console handler, not only on the root logger.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    if verbose:
+        logging.getLogger("q2c").setLevel(logging.INFO)
+        os.environ.setdefault("Q2C_LOG_LEVEL", "INFO")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,10 @@ NAME_DOMAIN = "name_domain"
 ERP_ONLY = "erp_only"
 CRM_ONLY = "crm_only"
 
+# Invoices issued this many days before the as-of date are still waiting to be emailed
+# (QuickBooks email_status NeedToSend); older ones were emailed by the ERP or printed.
+AWAITING_EMAIL_DAYS = 14
+
 # Kinds of deliberately bad rows; `GenerationSummary.bad_rows` is keyed by these.
 INVALID_CURRENCY = "invalid_currency"
 DUE_BEFORE_ISSUE = "due_before_issue"
@@ -1324,7 +1328,7 @@ class _Generator:
     def _invoice_rows(self, invoice: _Invoice) -> None:
         company, currency = invoice.company, invoice.currency
         rate = _month_rate(currency, invoice.issue)
-        recent = (self.as_of - invoice.issue).days <= 5
+        recent = (self.as_of - invoice.issue).days <= AWAITING_EMAIL_DAYS
         status = "NeedToSend" if recent else (
             "EmailSent" if company.delivery == "Email" else "NotSet")
         invoice.updated = invoice.created

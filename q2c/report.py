@@ -1,14 +1,22 @@
 """The run summary a data engineer reads after the nightly job: what came in, what was
-quarantined or held back and why, what was rendered and sent, and the headline KPIs."""
+quarantined or held back and why, what was rendered and sent, and the headline KPIs.
+
+Everything is read back from the warehouse for one run id, so the summary of a run says what
+that run did, not what earlier runs left behind.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
+from q2c.money import is_iso_currency, minor_units
 from q2c.settings import Settings
 from q2c.warehouse import OPS_SCHEMA
+
+_LIST_LIMIT = 25
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
@@ -18,74 +26,158 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
         return []
 
 
-def _latest_run(conn: duckdb.DuckDBPyConnection) -> str | None:
+def latest_run_id(conn: duckdb.DuckDBPyConnection) -> str | None:
     rows = _rows(
         conn, f"select run_id from {OPS_SCHEMA}.ingest_report order by loaded_at desc limit 1"
     )
     return rows[0][0] if rows else None
 
 
-def build_summary(conn: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    """Return the summary of the latest run as plain text lines."""
-    run_id = _latest_run(conn)
-    lines = [f"q2c nightly run {run_id or '(none yet)'} as of {settings.run_date}", ""]
+def _amount(value: Decimal, currency: str) -> str:
+    places = minor_units(currency) if is_iso_currency(currency) else 2
+    return f"{Decimal(value):,.{places}f}"
 
-    lines.append("Ingest (rows loaded / quarantined, per raw table):")
-    for source, table, loaded, quarantined, status, message in _rows(
+
+def _more(total: int, shown: int, where: str) -> list[str]:
+    return [f"  … {total - shown} more in {where}"] if total > shown else []
+
+
+def _ingest(conn, run_id: str) -> list[str]:
+    lines = ["Ingest (rows loaded / quarantined, per raw table):"]
+    for source, table, loaded, quarantined, status, missing, message in _rows(
         conn,
-        f"select source, table_name, rows_loaded, rows_quarantined, status, message "
-        f"from {OPS_SCHEMA}.ingest_report where run_id = ? order by source, table_name",
+        f"select source, table_name, rows_loaded, rows_quarantined, status, missing_columns, "
+        f"message from {OPS_SCHEMA}.ingest_report where run_id = ? order by source, table_name",
         [run_id],
     ):
-        note = f"  {status}" if status != "loaded" else ""
+        note = "" if status == "loaded" else f"  {status}"
         if message:
             note += f": {message}"
+        elif missing:
+            note += f": columns added empty: {missing.replace(',', ', ')}"
         lines.append(f"  raw_{source}.{table:<24} {loaded:>7} / {quarantined:<5}{note}")
 
-    lines += ["", "Quarantined rows (q2c_ops.quarantine), by table and reason:"]
-    quarantine = _rows(
+    rows = _rows(
         conn,
-        f"select stage, source || '.' || table_name, reason, count(*) "
-        f"from {OPS_SCHEMA}.quarantine group by all order by 1, 2, 4 desc limit 40",
+        f"select file, row_number, coalesce(field, '-'), reason from {OPS_SCHEMA}.quarantine "
+        f"where stage = 'ingest' and run_id = ? order by file, row_number",
+        [run_id],
     )
-    lines += [f"  [{stage}] {table}: {count} x {reason}" for stage, table, reason, count
-              in quarantine] or ["  none"]
+    lines += ["", "Rows quarantined at ingest (file:line, field, reason):"]
+    lines += [f"  {file}:{line}  {field}  {reason}" for file, line, field, reason
+              in rows[:_LIST_LIMIT]] or ["  none"]
+    return lines + _more(len(rows), _LIST_LIMIT, f"{OPS_SCHEMA}.quarantine")
 
-    lines += ["", "Invoices held back from documents (q2c_ops.invoice_holds):"]
+
+def _quality(conn, run_id: str) -> list[str]:
     holds = _rows(
         conn,
         f"select invoice_id, any_value(invoice_number), string_agg(distinct reason, '; ') "
-        f"from {OPS_SCHEMA}.invoice_holds group by invoice_id order by 1 limit 40",
+        f"from {OPS_SCHEMA}.invoice_holds where run_id = ? group by invoice_id order by 1",
+        [run_id],
     )
+    lines = ["", "Invoices held back by quality rules (no document, no email):"]
     lines += [f"  invoice {invoice_id} ({number or 'no number'}): {reasons}"
-              for invoice_id, number, reasons in holds] or ["  none"]
+              for invoice_id, number, reasons in holds[:_LIST_LIMIT]] or ["  none"]
+    lines += _more(len(holds), _LIST_LIMIT, f"{OPS_SCHEMA}.invoice_holds")
 
-    documents = _rows(conn, f"select count(*), count(distinct invoice_id) "
-                            f"from {OPS_SCHEMA}.document_manifest")
-    deliveries = _rows(conn, f"select status, count(*) from {OPS_SCHEMA}.delivery_ledger "
-                             "group by all order by 1")
-    lines += ["", f"Documents: {documents[0][0] if documents else 0} PDFs in the manifest, "
-                  f"in {settings.documents_dir}"]
-    lines.append("Deliveries: " + (", ".join(f"{n} {s}" for s, n in deliveries) or "none")
-                 + f" (mail channel {settings.mail_channel}"
-                 + (f", outbox {settings.outbox_dir})" if settings.mail_channel == "eml" else ")"))
+    warnings = _rows(
+        conn,
+        f"select suite || '.' || expectation, unexpected_count, unexpected_ids "
+        f"from {OPS_SCHEMA}.quality_results where run_id = ? and not success "
+        f"and severity = 'warn' order by 1",
+        [run_id],
+    )
+    lines += ["", "Quality warnings (reported, invoices not held):"]
+    lines += [f"  {rule}: {count} rows (ids {ids[:80]})" for rule, count, ids in warnings] or [
+        "  none"]
 
-    aging = _rows(
+    rejected = _rows(
+        conn,
+        f"select record_id, table_name, field, reason from {OPS_SCHEMA}.quarantine "
+        f"where stage = 'documents' and run_id = ? order by 1",
+        [run_id],
+    )
+    if rejected:
+        lines += ["", "Invoices that could not be printed:"]
+        lines += [f"  invoice {invoice_id}: {table}.{field}: {reason}"
+                  for invoice_id, table, field, reason in rejected[:_LIST_LIMIT]]
+    return lines
+
+
+def _documents_and_email(conn, run_id: str, settings: Settings) -> list[str]:
+    from q2c.invoice_mail import select_invoices_to_email
+
+    rendered = _rows(conn, f"select count(*) from {OPS_SCHEMA}.document_manifest "
+                           "where run_id = ?", [run_id])[0][0]
+    stored = _rows(conn, f"select count(*) from {OPS_SCHEMA}.document_manifest")[0][0]
+    lines = ["", f"Documents: {rendered} PDFs rendered this run, {stored} in the document store "
+                 f"({settings.documents_dir})"]
+
+    outcomes = dict(_rows(
+        conn,
+        f"select case when run_id = ? then status else 'sent in an earlier run' end, count(*) "
+        f"from {OPS_SCHEMA}.delivery_ledger where run_id = ? or status = 'sent' group by 1",
+        [run_id, run_id],
+    ))
+    where = (f"outbox {settings.outbox_dir}" if settings.mail_channel == "eml"
+             else f"SMTP {settings.smtp_host}:{settings.smtp_port}")
+    lines.append(f"Email via {settings.mail_channel} ({where}): "
+                 + (", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+                    or "nothing due"))
+    held = {row[0]: [] for row in _rows(
+        conn, f"select distinct invoice_id from {OPS_SCHEMA}.invoice_holds where run_id = ?",
+        [run_id],
+    )}
+    try:
+        selection = select_invoices_to_email(conn, held)
+    except duckdb.CatalogException:
+        return lines
+    for reason, numbers in sorted(selection.skipped.items()):
+        lines.append(f"  not emailed: {len(numbers)} invoices, {reason}")
+    return lines
+
+
+def _aging(conn) -> list[str]:
+    rows = _rows(
         conn,
         "select currency, sum(current_amount), sum(days_1_30_amount), sum(days_31_60_amount), "
         "sum(days_61_90_amount), sum(days_over_90_amount), sum(total_open_amount) "
         "from kpi.kpi_ar_aging group by currency order by currency",
     )
-    lines += ["", "AR aging (kpi.kpi_ar_aging): currency, current, 1-30, 31-60, 61-90, 90+, total"]
-    lines += ["  " + "  ".join(str(v) for v in row) for row in aging] or ["  no open invoices"]
+    header = ("currency", "current", "1-30", "31-60", "61-90", "90+", "total open")
+    lines = ["", "AR aging (kpi.kpi_ar_aging, open ERP balances by days past due):",
+             "  " + "".join(f"{h:>16}" for h in header)]
+    for currency, *amounts in rows:
+        lines.append("  " + f"{currency:>16}" + "".join(
+            f"{_amount(a or 0, currency):>16}" for a in amounts))
+    return lines if rows else lines[:2] + ["  no open invoices"]
 
+
+def build_summary(
+    conn: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None
+) -> str:
+    """The summary of one run (the latest by default) as plain text."""
+    run_id = run_id or latest_run_id(conn)
+    if run_id is None:
+        return "q2c has not run yet: `q2c run --landing DIR` loads a landing folder."
+
+    lines = [f"q2c nightly run {run_id}, business date {settings.run_date}", ""]
+    lines += _ingest(conn, run_id)
+    lines += _quality(conn, run_id)
+    lines += _documents_and_email(conn, run_id, settings)
+    lines += _aging(conn)
     lines += ["", f"Warehouse: {settings.warehouse_path}",
               f"Dagster UI on the same data: make ui (DAGSTER_HOME={settings.dagster_home})"]
     return "\n".join(lines)
 
 
+def summary_path(home: Path) -> Path:
+    return home / "last_run_summary.txt"
+
+
 def write_summary(text: str, home: Path) -> Path:
-    path = home / "last_run_summary.txt"
+    path = summary_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
     return path

@@ -352,9 +352,13 @@ def test_disputed_invoices_have_an_open_billing_dispute_case(landing, good_invoi
 
 
 def test_recent_invoices_still_need_to_be_sent(good_invoices):
+    window = AS_OF - dt.timedelta(days=demo.AWAITING_EMAIL_DAYS)
     recent = [inv for inv in good_invoices
-              if dt.date.fromisoformat(inv["transaction_date"]) >= AS_OF - dt.timedelta(days=5)]
+              if dt.date.fromisoformat(inv["transaction_date"]) >= window]
+    older = [inv for inv in good_invoices
+             if dt.date.fromisoformat(inv["transaction_date"]) < window]
     assert recent and all(inv["email_status"] == "NeedToSend" for inv in recent)
+    assert older and not any(inv["email_status"] == "NeedToSend" for inv in older)
 
 
 def test_closed_won_deals_without_invoices_are_reported_as_unbilled(landing, tables):

@@ -45,7 +45,7 @@ def test_shared_fivetran_exports_load_unchanged_with_every_row(warehouse):
         "select total_amount, transaction_date, _q2c_source_row from raw_quickbooks.invoice "
         "where id = '40113'"
     ).fetchone()
-    assert value == ("565214", "2021-01-19", 1)
+    assert value == ("565214", "2021-01-19", 2)
 
 
 def test_a_missing_table_lands_empty_and_is_reported(warehouse):
@@ -92,13 +92,13 @@ def test_bad_rows_are_quarantined_with_file_row_field_and_reason(tmp_path, wareh
     kept = warehouse.sql(
         "select id, total_amount, _q2c_source_row from raw_quickbooks.invoice order by id"
     ).fetchall()
-    assert kept == [("1", "110.00", 4), ("4", None, 5)]
+    assert kept == [("1", "110.00", 5), ("4", None, 6)]
     quarantined = warehouse.sql(
         "select row_number, field, reason, raw_record from q2c_ops.quarantine "
         "where table_name = 'invoice' order by row_number"
     ).fetchall()
-    assert [(row, field) for row, field, _, _ in quarantined] == [(1, "id"), (2, "id"), (3, None)]
-    assert "duplicate key; the version from row 4 was kept" in quarantined[0][2]
+    assert [(row, field) for row, field, _, _ in quarantined] == [(2, "id"), (3, "id"), (4, None)]
+    assert "duplicate key; the version on line 5 was kept" in quarantined[0][2]
     assert json.loads(quarantined[0][3])["total_amount"] == "100.00"
     assert quarantined[1][2] == "key column `id` is empty"
     assert quarantined[2][2] == "row has 3 fields but the header has 4"

@@ -1,7 +1,9 @@
 """Load landed CSV exports into the warehouse's raw schemas, in Fivetran's table shape.
 
 A landing folder holds one folder per source (`salesforce/`, `quickbooks/`), one CSV file per
-table. Raw tables keep every value as text, exactly as landed; typing happens in dbt staging.
+table. Rows are identified by their line in the file (the header is line 1), so a person can
+open the file at the line a report names. Raw tables keep every value as text, exactly as
+landed; typing happens in dbt staging.
 What cannot be used is never silently dropped: a row without its key, a row with the wrong
 number of fields, or an older duplicate of a key goes to `q2c_ops.quarantine` with the file,
 row number, field and reason, and every table gets a line in `q2c_ops.ingest_report`.
@@ -36,6 +38,8 @@ class LandingFileError(ValueError):
 
 @dataclass
 class QuarantinedRow:
+    """A row kept out of the raw table. `row_number` is its line in the file (header is 1)."""
+
     row_number: int
     record_id: str | None
     field: str | None
@@ -113,7 +117,8 @@ def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict]
         )
 
     kept: dict[tuple, dict] = {}
-    for row_number, values in enumerate(reader, start=1):
+    for values in reader:
+        row_number = reader.line_num
         if not any(value.strip() for value in values):
             continue
         load.rows_read += 1
@@ -140,7 +145,7 @@ def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict]
             older, newer = sorted((kept[key], record), key=_recency)
             load.quarantined.append(QuarantinedRow(
                 older["_q2c_source_row"], "|".join(key), ",".join(table.key),
-                f"duplicate key; the version from row {newer['_q2c_source_row']} was kept",
+                f"duplicate key; the version on line {newer['_q2c_source_row']} was kept",
                 {k: v for k, v in older.items() if k != "_q2c_source_row"},
             ))
             kept[key] = newer
