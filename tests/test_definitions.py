@@ -1,0 +1,67 @@
+"""The Dagster definitions load and show the whole lineage, from raw tables to sent email."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import defs
+from orchestration.jobs import NIGHTLY_JOB_NAME
+
+RAW_INVOICE = dg.AssetKey(["raw_quickbooks", "invoice"])
+FCT_INVOICES = dg.AssetKey(["core", "fct_invoices"])
+EMAILS = dg.AssetKey(["delivery", "invoice_emails"])
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def _specs(graph) -> dict[dg.AssetKey, dg.AssetSpec]:
+    return {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+
+
+def test_every_layer_is_a_group(graph):
+    groups = {spec.group_name for spec in _specs(graph).values()}
+    assert groups == {"ingest", "staging", "intermediate", "core", "kpi", "quality",
+                      "documents", "delivery"}
+
+
+def test_every_asset_has_a_description_and_owners(graph):
+    missing = [key.to_user_string() for key, spec in _specs(graph).items()
+               if not spec.description or not spec.owners]
+    assert missing == []
+
+
+def test_lineage_runs_from_raw_invoices_and_crm_accounts_to_the_sent_email(graph):
+    upstream = graph.get(EMAILS).parent_keys
+    seen, pending = set(), list(upstream)
+    while pending:
+        key = pending.pop()
+        if key not in seen:
+            seen.add(key)
+            pending.extend(graph.get(key).parent_keys)
+
+    for key in (RAW_INVOICE, dg.AssetKey(["raw_salesforce", "account"]), FCT_INVOICES,
+                dg.AssetKey(["core", "dim_accounts"]), dg.AssetKey(["q2c_ops", "invoice_holds"]),
+                dg.AssetKey(["documents", "invoice_pdfs"])):
+        assert key in seen, key.to_user_string()
+
+
+def test_quality_rules_and_dbt_tests_are_checks_on_the_tables_they_read(graph):
+    checks = {(key.asset_key, key.name) for key in graph.asset_check_keys}
+
+    assert (RAW_INVOICE, "currency_is_iso_4217") in checks
+    assert any(asset == FCT_INVOICES and name.startswith("unique_") for asset, name in checks)
+    assert any(asset == FCT_INVOICES and "total" in name for asset, name in checks)
+    assert any(asset == RAW_INVOICE and name.startswith("source_unique") for asset, name in checks)
+
+
+def test_the_nightly_job_and_its_schedule_are_defined():
+    job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
+    schedule = defs.resolve_schedule_def("nightly_quote_to_cash_schedule")
+
+    assert job.name == NIGHTLY_JOB_NAME
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Berlin"
