@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from orchestration.resources import Q2CSettings, apply_dbt_environment
 from q2c.warehouse import connect
 
 _LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
+DBT_RUNS_KEPT = 5
 _PREVIEW_MODELS = {"kpi_ar_aging", "kpi_dso_monthly", "dim_accounts", "fct_invoices"}
 
 
@@ -65,6 +67,13 @@ def _preview(relation: str, warehouse_path) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _prune_old_runs(folder: Path, keep: int) -> None:
+    """Each dbt build leaves about 10 MB of artifacts; keep those of the latest runs only."""
+    runs = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _keep_dbt_log(text: str, home: Path, run_id: str) -> Path:
     """dagster-dbt echoes every dbt line to stdout; q2c keeps them in a file per run instead."""
     path = home / "logs" / f"dbt-build-{run_id}.log"
@@ -92,14 +101,18 @@ def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: 
     settings = q2c.load()
     apply_dbt_environment(settings)
     dbt_vars = {"as_of_date": settings.run_date.isoformat()}
+    target_path = settings.home / "dbt_runs" / context.run_id
     dbt_output = io.StringIO()
     try:
         with contextlib.redirect_stdout(dbt_output):
-            events = list(
-                dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+            invocation = dbt.cli(
+                ["build", "--vars", json.dumps(dbt_vars)], context=context,
+                target_path=target_path,
             )
+            events = list(invocation.stream())
     finally:
         log_path = _keep_dbt_log(dbt_output.getvalue(), settings.home, context.run_id)
+        _prune_old_runs(target_path.parent, keep=DBT_RUNS_KEPT)
         context.log.info("dbt build: %s; full dbt log in %s", _dbt_totals(dbt_output), log_path)
 
     for event in events:

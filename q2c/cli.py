@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from q2c.settings import load_settings
+from q2c.settings import PROJECT_ROOT, load_settings
 
 
 def _date(text: str) -> dt.date:
@@ -54,7 +54,16 @@ def _apply_run_environment(args: argparse.Namespace) -> None:
         os.environ["Q2C_MAIL_CHANNEL"] = args.mail_channel
     settings = load_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _ensure_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+
+
+def _ensure_dagster_home(dagster_home: Path) -> None:
+    """A new DAGSTER_HOME gets q2c's instance settings (telemetry off, q2c logs captured)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_file = dagster_home / "dagster.yaml"
+    if not instance_file.exists():
+        template = PROJECT_ROOT / "orchestration" / "dagster.yaml"
+        instance_file.write_text(template.read_text())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
