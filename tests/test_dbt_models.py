@@ -370,7 +370,7 @@ def test_language_and_locale_follow_preference_then_country(warehouse: Path) -> 
         ("fxA", "DE", "de", "de_DE", "EUR"),   # preference 'DE' lower-cased, matches country
         ("fxB", "FR", "fr", "fr_FR", "EUR"),   # no CRM country: the ERP bill address 'France'
         ("fxC", "DE", "fr", "fr_FR", "CHF"),   # preference differs from the country default
-        ("fxD", "KW", "en", "en_KW", None),    # Kuwait keeps English for now
+        ("fxD", "KW", "en", "en_001", None),   # Kuwait keeps English (world English)
         ("fx-c4", None, "en", "en_US", "CHF"),  # nothing known: the fallback
     ])
 

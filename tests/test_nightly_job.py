@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from babel import Locale
 from babel.numbers import format_currency
 from pypdf import PdfReader
 
@@ -151,6 +152,15 @@ def test_each_email_due_carries_its_pdf_with_number_and_total(generated_run):
         assert number in text
         assert total.replace("\xa0", " ") in text.replace("\xa0", " ")
         assert number in message.get_body(("plain",)).get_content()
+
+
+def test_every_account_locale_is_one_the_formatter_knows(generated_run):
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        locales = {row[0] for row in conn.sql("select locale from core.dim_accounts").fetchall()}
+
+    for locale in locales:
+        assert Locale.parse(locale), locale
+    assert {"de_DE", "fr_FR", "ja_JP", "en_001"} <= locales
 
 
 def test_only_invoices_due_for_email_are_sent(generated_run):
