@@ -43,13 +43,16 @@ def _write_registry(root: Path, data: dict) -> None:
     (root / "registry.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def _add_version(
-    root: Path, content_id: str, version: int, status: str, effective_from: str, marker: str
-) -> None:
-    """Copy v1 of an entry to a new version folder with a changed main file."""
+def _add_version(root: Path, content_id: str, status: str, effective_from: str, marker: str) -> int:
+    """Copy the newest version of an entry to the next version with a changed main file.
+
+    Returns:
+        The new version number.
+    """
     data = _registry_data(root)
-    base = next(e for e in data["entries"] if e["id"] == content_id and e["version"] == 1)
-    new_path = base["path"].replace("/v1", f"/v{version}")
+    base = max((e for e in data["entries"] if e["id"] == content_id), key=lambda e: e["version"])
+    version = base["version"] + 1
+    new_path = base["path"].replace(f"/v{base['version']}", f"/v{version}")
     shutil.copytree(root / base["path"], root / new_path)
     main = root / new_path / base["main"]
     main.write_text(main.read_text() + f"\n{{# {marker} #}}\n")
@@ -68,24 +71,38 @@ def _add_version(
         entry.pop("approved_by"), entry.pop("approved_at")
     data["entries"].append(entry)
     _write_registry(root, data)
+    return version
 
 
-def test_registry_lists_the_approved_v1_of_every_content_item():
+def test_registry_has_an_approved_version_of_every_content_item():
     registry = load_registry(CONTENT_DIR)
 
-    for content_id, kind in [
-        ("invoice", "template"),
-        ("default", "theme"),
-        ("invoice_labels", "texts"),
-        ("invoice_email_html", "template"),
-        ("invoice_email_text", "template"),
+    for content_id, kind, version in [
+        ("invoice", "template", 2),
+        ("default", "theme", 2),
+        ("invoice_labels", "texts", 2),
+        ("invoice_email_html", "template", 1),
+        ("invoice_email_text", "template", 1),
     ]:
         entry = registry.get(content_id)
-        assert (entry.version, entry.status, entry.kind) == (1, "approved", kind)
+        assert (entry.version, entry.status, entry.kind) == (version, "approved", kind)
         assert entry.approved_by and entry.approved_at
         for name, recorded in entry.sha256.items():
             actual = hashlib.sha256(entry.file_path(name).read_bytes()).hexdigest()
             assert actual == recorded, f"{entry.ref} {name}"
+
+
+def test_replaced_versions_are_retired_with_their_files_unchanged():
+    registry = load_registry(CONTENT_DIR)
+
+    for content_id in ("invoice", "default", "invoice_labels"):
+        statuses = [(e.version, e.status) for e in registry.versions(content_id)]
+        assert statuses == [(1, "retired"), (2, "approved")], content_id
+        # v2 replaces v1 on every date v1 covered, so pinned past runs still resolve.
+        v1, v2 = registry.versions(content_id)
+        assert v2.effective_from == v1.effective_from == dt.date(2018, 1, 1)
+        assert registry.get(content_id, on=dt.date(2018, 1, 1)).version == 2
+    registry.verify_all()
 
 
 def test_theme_has_stylesheet_colors_logo_and_fonts():
@@ -100,24 +117,27 @@ def test_theme_has_stylesheet_colors_logo_and_fonts():
 
 
 def test_get_picks_the_newest_approved_version_in_effect(content_copy: Path):
-    _add_version(content_copy, "invoice", 2, "approved", "2030-01-01", "v2")
-    _add_version(content_copy, "invoice", 3, "draft", "2018-01-01", "v3")
+    current = load_registry(content_copy).get("invoice").version
+    future = _add_version(content_copy, "invoice", "approved", "2030-01-01", "future")
+    draft = _add_version(content_copy, "invoice", "draft", "2018-01-01", "draft")
     registry = load_registry(content_copy)
 
-    assert registry.get("invoice", on=dt.date(2029, 12, 31)).version == 1
-    assert registry.get("invoice", on=dt.date(2030, 1, 1)).version == 2
-    assert registry.get("invoice", status="draft").version == 3
-    assert registry.get_preview("invoice").version == 3
-    assert registry.get_preview("default").version == 1
+    assert (current, future, draft) == (2, 3, 4)
+    assert registry.get("invoice", on=dt.date(2029, 12, 31)).version == current
+    assert registry.get("invoice", on=dt.date(2030, 1, 1)).version == future
+    assert registry.get("invoice", status="draft").version == draft
+    assert registry.get_preview("invoice").version == draft
+    assert registry.get_preview("default").version == 2
 
 
 def test_a_retired_version_is_never_picked(content_copy: Path):
-    _add_version(content_copy, "invoice", 2, "approved", "2020-01-01", "v2")
+    current = load_registry(content_copy).get("invoice").version
+    _add_version(content_copy, "invoice", "approved", "2020-01-01", "newer")
     data = _registry_data(content_copy)
     data["entries"][-1]["status"] = "retired"
     _write_registry(content_copy, data)
 
-    assert load_registry(content_copy).get("invoice").version == 1
+    assert load_registry(content_copy).get("invoice").version == current
 
 
 def test_no_version_in_effect_is_a_clear_error():
@@ -129,12 +149,22 @@ def test_no_version_in_effect_is_a_clear_error():
 
 def test_a_changed_approved_file_asks_for_a_new_version(content_copy: Path):
     registry = load_registry(content_copy)
+    stylesheet = content_copy / "themes/default/v2/theme.css"
+    stylesheet.write_text(stylesheet.read_text().replace("A4", "letter"))
+
+    with pytest.raises(
+        ContentIntegrityError, match=r"theme\.css.*approved content default@v2.*\(v3\)"
+    ):
+        registry.get("default")
+    with pytest.raises(ContentIntegrityError):
+        load_registry(content_copy).verify_all()
+
+
+def test_a_changed_retired_file_is_caught_too(content_copy: Path):
     stylesheet = content_copy / "themes/default/v1/theme.css"
     stylesheet.write_text(stylesheet.read_text().replace("A4", "letter"))
 
-    with pytest.raises(ContentIntegrityError, match=r"theme\.css.*default@v1.*new version"):
-        registry.get("default")
-    with pytest.raises(ContentIntegrityError):
+    with pytest.raises(ContentIntegrityError, match=r"theme\.css.*retired content default@v1"):
         load_registry(content_copy).verify_all()
 
 
@@ -150,20 +180,23 @@ def test_a_changed_template_is_caught_even_after_it_was_compiled(content_copy: P
 
 
 def test_a_draft_may_change_without_a_new_version(content_copy: Path):
-    _add_version(content_copy, "invoice", 2, "draft", "2018-01-01", "v2")
+    version = _add_version(content_copy, "invoice", "draft", "2018-01-01", "draft")
     registry = load_registry(content_copy)
     draft = registry.get("invoice", status="draft")
     draft.file_path().write_text(draft.file_path().read_text() + "<!-- edited -->")
 
-    assert registry.get("invoice", status="draft").version == 2
+    assert registry.get("invoice", status="draft").version == version
 
 
 def test_a_registry_entry_without_a_required_field_names_entry_and_field(content_copy: Path):
     data = _registry_data(content_copy)
-    del data["entries"][1]["effective_from"]
+    index = next(i for i, e in enumerate(data["entries"]) if e["id"] == "default")
+    del data["entries"][index]["effective_from"]
     _write_registry(content_copy, data)
 
-    with pytest.raises(ContentRegistryError, match=r"entry 2 \(`default`\).*effective_from"):
+    with pytest.raises(
+        ContentRegistryError, match=rf"entry {index + 1} \(`default`\).*effective_from"
+    ):
         load_registry(content_copy)
 
 
@@ -231,7 +264,7 @@ def test_labels_fall_back_to_english_for_an_unknown_language():
 
     assert german["invoice_title"] == "Rechnung"
     assert portuguese["invoice_title"] == "Invoice"
-    assert entry.ref == "invoice_labels@v1"
+    assert entry.ref == "invoice_labels@v2"
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,8 @@ def make_invoice(
     paid: str = "0",
     buyer_name: str = "Müller & Söhne Maschinenbau AG",
     issue_date: dt.date = dt.date(2026, 3, 2),
+    credited: str = "0",
+    memo: str | None = None,
 ) -> InvoiceDocument:
     """An invoice whose totals are computed here from its lines, the way the ERP does."""
     lines = tuple(
@@ -103,10 +105,11 @@ def make_invoice(
         tax_total=_money(tax, currency),
         total=_money(total, currency),
         amount_paid=_money(Decimal(paid), currency),
-        amount_credited=_money(Decimal(0), currency),
-        balance_due=_money(total - Decimal(paid), currency),
+        amount_credited=_money(Decimal(credited), currency),
+        balance_due=_money(total - Decimal(paid) - Decimal(credited), currency),
         payment_term_days=30,
         payment_reference=number,
+        memo=memo,
     )
 
 
@@ -146,9 +149,9 @@ def test_german_invoice_pdf_shows_number_total_lines_and_due_date(content):
     assert format_date(dt.date(2026, 4, 1), format="medium", locale="de_DE") in text
     assert "DE89 3704 0044 0532 0130 00" in text
     assert used.versions() == {
-        "template": {"id": "invoice", "version": "1"},
-        "theme": {"id": "default", "version": "1"},
-        "texts": {"id": "invoice_labels", "version": "1"},
+        "template": {"id": "invoice", "version": "2"},
+        "theme": {"id": "default", "version": "2"},
+        "texts": {"id": "invoice_labels", "version": "2"},
     }
 
 
@@ -245,16 +248,16 @@ def test_long_invoice_breaks_over_pages_with_page_numbers(content):
 def test_preview_of_a_draft_is_watermarked_and_production_ignores_the_draft(tmp_path):
     root = tmp_path / "content"
     shutil.copytree(CONTENT_DIR, root)
-    shutil.copytree(root / "templates/invoice/v1", root / "templates/invoice/v2")
+    shutil.copytree(root / "templates/invoice/v2", root / "templates/invoice/v3")
     registry_file = root / "registry.yaml"
     data = yaml.safe_load(registry_file.read_text())
-    v1 = next(e for e in data["entries"] if e["id"] == "invoice")
+    v2 = next(e for e in data["entries"] if e["id"] == "invoice" and e["version"] == 2)
     data["entries"].append(
         {
-            **v1,
-            "version": 2,
+            **v2,
+            "version": 3,
             "status": "draft",
-            "path": "templates/invoice/v2",
+            "path": "templates/invoice/v3",
             "approved_by": None,
             "approved_at": None,
         }
@@ -266,10 +269,150 @@ def test_preview_of_a_draft_is_watermarked_and_production_ignores_the_draft(tmp_
     preview, preview_used = render_html(doc, registry, preview=True)
     production, production_used = render_html(doc, registry)
 
-    assert preview_used.template.ref == "invoice@v2" and preview_used.is_draft
+    assert preview_used.template.ref == "invoice@v3" and preview_used.is_draft
     assert "DRAFT – not valid" in preview
-    assert production_used.template.ref == "invoice@v1"
+    assert production_used.template.ref == "invoice@v2"
     assert "DRAFT" not in production
+
+
+# --- page layout and the closing line -----------------------------------------------------
+
+# (item name, description, quantity, unit price): six lines of two text lines each, one more
+# than the longest demo invoice has.
+_SIX_ITEMS = (
+    (
+        "Platform subscription, Enterprise",
+        "Platform subscription, Enterprise (Mar 2026)",
+        "1",
+        "4900.00",
+    ),
+    ("Onboarding package", "Onboarding package (Mar 2026)", "3", "3500.00"),
+    ("Training day", "Training day (Mar 2026)", "2", "1200.00"),
+    ("Consulting hour", "Consulting hour (Mar 2026)", "8", "165.00"),
+    ("Single sign-on add-on", "Single sign-on add-on (Mar 2026)", "1", "150.00"),
+    ("Premium support", "Premium support (Mar 2026)", "1", "990.00"),
+)
+_FR_MEMO = (
+    "Bon de commande PO-2026-004711, centre de coûts 4410 Ventes Sud. Période de service "
+    "du 1er au 31 mars 2026 selon le contrat-cadre CC-2024-17 du 12 février 2024 ; merci "
+    "de rappeler le numéro de commande pour toute question."
+)
+_DE_MEMO = (
+    "Bestellnummer PO-2026-004711, Kostenstelle 4410 Vertrieb Süd. Leistungszeitraum 1. bis "
+    "31. März 2026 gemäß Rahmenvertrag RV-2024-17 vom 12. Februar 2024; bitte geben Sie bei "
+    "Rückfragen die Bestellnummer an."
+)
+
+
+def six_line_invoice(language: str, locale: str, tax_percent: str, memo: str) -> InvoiceDocument:
+    """The fullest invoice that must fit on one page.
+
+    Six item lines with item names, a discount line, one tax rate, paid and credited
+    amounts, an open balance (so payment instructions print) and a long memo.
+    """
+    doc = make_invoice(
+        language=language,
+        locale=locale,
+        prices=tuple((description, qty, price) for _, description, qty, price in _SIX_ITEMS),
+        discount="300.00",
+        tax_percent=tax_percent,
+        paid="500.00",
+        credited="250.00",
+        memo=memo,
+    )
+    items = tuple(
+        dataclasses.replace(line, item_name=name)
+        for line, (name, *_) in zip(doc.lines, _SIX_ITEMS, strict=True)
+    )
+    discount = InvoiceLine(
+        index=len(items) + 1,
+        description="Remise / Rabatt",
+        quantity=None,
+        unit_price=None,
+        amount=_money(Decimal("-300.00"), "EUR"),
+        kind="discount",
+    )
+    return dataclasses.replace(doc, lines=(*items, discount))
+
+
+@pytest.mark.parametrize(
+    ("language", "locale", "tax_percent", "memo", "balance"),
+    [
+        # 4900 + 3 x 3500 + 2 x 1200 + 8 x 165 + 150 + 990 = 20260.00, less 300.00 discount
+        # = 19960.00 net. 20 % VAT = 3992.00, total 23952.00, less 500.00 paid and 250.00
+        # credited = 23202.00.
+        ("fr", "fr_FR", "20", _FR_MEMO, "23202.00"),
+        # 19 % VAT = 3792.40, total 23752.40, less 750.00 = 23002.40.
+        ("de", "de_DE", "19", _DE_MEMO, "23002.40"),
+    ],
+)
+def test_six_line_invoice_with_discount_payments_and_memo_fits_on_one_page(
+    content, language, locale, tax_percent, memo, balance
+):
+    doc = six_line_invoice(language, locale, tax_percent, memo)
+    labels, _ = content.labels(language)
+
+    reader = PdfReader(io.BytesIO(render_pdf(render_html(doc, content)[0])))
+
+    assert len(reader.pages) == 1
+    text = spaced(reader.pages[0].extract_text())
+    assert doc.balance_due.amount == Decimal(balance)
+    assert spaced(format_currency(Decimal(balance), "EUR", locale=locale)) in text
+    assert "Premium support (Mar 2026)" in text
+    assert "DE89 3704 0044 0532 0130 00" in text
+    assert spaced(memo) in text
+    assert spaced(labels["page_of"].format(page=1, pages=1)) in text
+
+
+# 15 lines are one more than fit on the first page together with the end of the invoice.
+@pytest.mark.parametrize("count", [15, 24])
+def test_a_page_never_holds_only_the_end_of_an_invoice(content, count):
+    lines = tuple((f"Service line {i}", "1", "10.00") for i in range(1, count + 1))
+    doc = make_invoice(
+        language="en", locale="en_GB", prices=lines, discount="0", paid="5.00", memo=_DE_MEMO
+    )
+
+    reader = PdfReader(io.BytesIO(render_pdf(render_html(doc, content)[0])))
+    last = spaced(reader.pages[-1].extract_text())
+
+    assert len(reader.pages) > 1
+    # The totals, payment instructions and note move as one block, with the last line.
+    assert f"Service line {count} " in last
+    assert "Balance due" in last and "Please transfer" in last and spaced(_DE_MEMO) in last
+    assert "Balance due" not in spaced(reader.pages[0].extract_text())
+
+
+@pytest.mark.parametrize(
+    ("language", "locale", "memo", "closing"),
+    [
+        ("en", "en_GB", "Thank you for your business.", "Thank you for your business."),
+        ("nl", "nl_NL", "Bedankt voor uw opdracht.", "Hartelijk dank voor uw opdracht."),
+        ("fr", "fr_FR", "Merci pour votre confiance.", "Merci de votre confiance."),
+    ],
+)
+def test_a_memo_is_a_labelled_note_that_replaces_the_closing_line(
+    content, language, locale, memo, closing
+):
+    # Paid in full (1190.00 of 1190.00), so the payment box prints its paid-in-full line.
+    doc = make_invoice(language=language, locale=locale, paid="1190.00", memo=memo)
+    labels, _ = content.labels(language)
+
+    text = pdf_text(render_pdf(render_html(doc, content)[0]))
+
+    assert text.count(memo) == 1
+    assert text.count(closing) == (1 if closing == memo else 0)
+    assert f"{labels['note'].upper()} {memo}" in text
+    assert labels["paid_in_full"] in text
+
+
+def test_without_a_memo_the_thank_you_line_appears_once(content):
+    doc = make_invoice(language="en", locale="en_GB", paid="1190.00")
+
+    text = pdf_text(render_pdf(render_html(doc, content)[0]))
+
+    assert text.count("Thank you for your business.") == 1
+    assert text.lower().count("thank") == 1
+    assert "This invoice is paid in full." in text
 
 
 # --- the URL fetcher -------------------------------------------------------------------
@@ -508,8 +651,8 @@ def test_pool_renders_a_batch_and_plan_skips_what_the_manifest_has(tmp_path, con
         assert Path(result.path) == (
             out_dir / f"{doc.issue_date:%Y}" / f"{doc.issue_date:%m}" / expected_name
         )
-        assert (result.template_id, result.template_version) == ("invoice", "1")
-        assert (result.theme_id, result.theme_version, result.language) == ("default", "1", "de")
+        assert (result.template_id, result.template_version) == ("invoice", "2")
+        assert (result.theme_id, result.theme_version, result.language) == ("default", "2", "de")
         # Worker processes give the same bytes as rendering here.
         assert data == render_pdf(render_html(doc, content)[0])
 
@@ -547,7 +690,9 @@ def test_plan_renders_a_duplicate_once(content):
 def test_input_hash_changes_with_the_content_version(content):
     doc = make_invoice()
     used = resolve_content(content)
-    newer = dataclasses.replace(used, template=dataclasses.replace(used.template, version=2))
+    newer = dataclasses.replace(
+        used, template=dataclasses.replace(used.template, version=used.template.version + 1)
+    )
 
     assert input_hash(doc, used) != input_hash(doc, newer)
     assert input_hash(doc, used) == input_hash(make_invoice(), used)
