@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -65,3 +70,17 @@ def test_the_nightly_job_and_its_schedule_are_defined():
     assert job.name == NIGHTLY_JOB_NAME
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Europe/Berlin"
+
+
+def test_the_workspace_loads_the_way_dagster_dev_loads_it(tmp_path):
+    """`dagster dev` reads workspace.yaml; the same loader must find the q2c location."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+         "-w", str(root / "workspace.yaml")],
+        cwd=root, env=os.environ | {"DAGSTER_HOME": str(tmp_path)},
+        capture_output=True, text=True, check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful for code location q2c" in result.stdout + result.stderr
