@@ -60,6 +60,10 @@ create table if not exists {OPS_SCHEMA}.delivery_ledger (
 """
 
 
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the DuckDB warehouse file."""
+
+
 def ensure_ops_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(OPS_DDL)
 
@@ -70,7 +74,16 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    try:
+        conn = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise WarehouseBusyError(
+            f"the warehouse {path} is in use by another process (another `q2c run`, or a run "
+            "started from the Dagster UI); wait for it to finish, or point Q2C_HOME at "
+            f"another folder. DuckDB said: {exc}"
+        ) from exc
     try:
         if not read_only:
             ensure_ops_tables(conn)

@@ -125,3 +125,45 @@ def test_a_file_that_is_not_utf8_fails_its_table_only(tmp_path, warehouse):
 def test_a_landing_folder_of_fivetran_exports_is_found_by_its_name():
     assert source_folder(SHARED_DATA, "salesforce") == SHARED_DATA / "fivetran-salesforce"
     assert {t.source for t in RAW_TABLES} == {"salesforce", "quickbooks"}
+
+
+def test_a_warehouse_held_by_another_process_gives_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    from q2c.warehouse import WarehouseBusyError
+
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('ready', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseBusyError, match="in use by another process"):
+            with connect(path):
+                pass
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_line_numbers_stay_true_after_a_value_that_spans_lines(tmp_path, warehouse):
+    path = tmp_path / "landing" / "quickbooks" / "invoice.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        'id,customer_memo,total_amount\n'
+        '1,"Thanks,\nsee you soon",10.00\n'
+        ',no id here,5.00\n'
+    )
+
+    load_source(warehouse, tmp_path / "landing", "quickbooks", "run-1")
+
+    memo = warehouse.sql("select customer_memo from raw_quickbooks.invoice").fetchone()[0]
+    line = warehouse.sql(
+        "select row_number from q2c_ops.quarantine where table_name = 'invoice'"
+    ).fetchone()[0]
+    assert memo == "Thanks,\nsee you soon"
+    assert line == 4
