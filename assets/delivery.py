@@ -8,7 +8,14 @@ from orchestration.resources import Q2CSettings
 from q2c.content.registry import load_registry
 from q2c.delivery import deliver
 from q2c.documents.load import load_invoice_batch
-from q2c.invoice_mail import delivery_requests, mail_channel, select_invoices_to_email
+from q2c.documents.pool import input_hash
+from q2c.documents.render import resolve_content
+from q2c.invoice_mail import (
+    delivery_requests,
+    mail_channel,
+    select_invoices_to_email,
+    stored_documents,
+)
 from q2c.warehouse import connect
 from quality.runner import held_invoice_ids
 
@@ -29,12 +36,19 @@ def invoice_emails(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     channel = mail_channel(settings)
     content = load_registry(settings.content_dir)
 
+    used = resolve_content(content)
     with connect(settings.warehouse_path) as conn:
         selection = select_invoices_to_email(conn, held_invoice_ids(conn))
         batch = load_invoice_batch(conn, [c.invoice_id for c in selection.due], settings.seller)
-        documents = {doc.invoice_id: doc for doc in batch.documents}
-        candidates = [c for c in selection.due if c.invoice_id in documents]
-        requests = delivery_requests(candidates, documents, content, settings.mail_from)
+        stored = stored_documents(conn)
+        ready = []
+        for doc in batch.documents:
+            document = stored.get(input_hash(doc, used))
+            if document is None:
+                selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
+            else:
+                ready.append((doc, document))
+        requests = delivery_requests(ready, content, settings.mail_from)
         report = deliver(conn, requests, channel, context.run_id)
 
     counts = report.counts()

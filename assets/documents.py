@@ -3,6 +3,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import dagster as dg
 
@@ -11,7 +12,6 @@ from orchestration.resources import Q2CSettings
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import (
     BatchRenderError,
-    manifest_input_hashes,
     plan_batch,
     record_manifest,
     render_batch,
@@ -20,6 +20,14 @@ from q2c.warehouse import OPS_SCHEMA, connect
 from quality.runner import held_invoice_ids
 
 DOCUMENTS_KEY = dg.AssetKey(["documents", "invoice_pdfs"])
+
+
+def _stored_input_hashes(conn) -> set[str]:
+    """Inputs already rendered to a PDF that is still in the store; a lost file is redone."""
+    rows = conn.execute(
+        f"select input_hash, path from {OPS_SCHEMA}.document_manifest where input_hash is not null"
+    ).fetchall()
+    return {digest for digest, path in rows if Path(path).is_file()}
 
 
 def _quarantine(conn, run_id: str, rows: list[tuple[str, str, str, str]]) -> None:
@@ -62,7 +70,7 @@ def invoice_documents(context: dg.AssetExecutionContext, q2c: Q2CSettings):
             [settings.run_date],
         ).fetchall()]
         batch = load_invoice_batch(conn, [i for i in issued if i not in held], settings.seller)
-        known = manifest_input_hashes(conn)
+        known = _stored_input_hashes(conn)
 
     to_render, already_rendered = plan_batch(batch.documents, known)
     failures = []

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from orchestration.resources import Q2CSettings
-from q2c.sources.landing import load_source
+from q2c.sources.landing import blocking_failures, load_source
 from q2c.sources.schema import RAW_TABLES, SOURCES
 from q2c.warehouse import connect
 
@@ -40,6 +40,16 @@ def _build_source_asset(source: str) -> dg.AssetsDefinition:
         settings = q2c.load()
         with connect(settings.warehouse_path) as conn:
             loads = load_source(conn, settings.landing_dir, source, context.run_id)
+
+        failures = blocking_failures(loads)
+        if failures:
+            raise dg.Failure(
+                description=(
+                    "Invoices cannot be printed without these tables, so the night stops here "
+                    "(yesterday's tables stay in place): " + " | ".join(failures)
+                    + " Fix or re-export the files and run again."
+                ),
+            )
 
         for load in loads:
             yield dg.MaterializeResult(

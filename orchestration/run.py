@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,34 @@ def run_nightly(instance: dg.DagsterInstance | None = None) -> NightlyResult:
     """
     from orchestration.definitions import defs
 
+    settings = load_settings()
+    with _exclusive_run(settings.home):
+        return _execute(defs, instance)
+
+
+class RunInProgressError(RuntimeError):
+    """Another nightly run holds this Q2C_HOME."""
+
+
+@contextmanager
+def _exclusive_run(home: Path) -> Iterator[None]:
+    """One nightly run per Q2C_HOME at a time: a second one stops before touching anything."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "nightly.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RunInProgressError(
+                f"another q2c run is in progress on {home} (lock {lock.name}); wait for it to "
+                "finish, or use another Q2C_HOME"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _execute(defs, instance: dg.DagsterInstance | None) -> NightlyResult:
     job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
     instance = instance or dg.DagsterInstance.get()
     log_level = os.environ.get("Q2C_LOG_LEVEL", "WARNING").upper()
@@ -43,10 +74,12 @@ def run_nightly(instance: dg.DagsterInstance | None = None) -> NightlyResult:
 
     settings = load_settings()
     with connect(settings.warehouse_path, read_only=True) as conn:
-        summary = build_summary(conn, settings)
+        summary = build_summary(conn, settings, result.run_id)
     if not result.success:
-        failed = [event.step_key for event in result.all_events if event.is_step_failure]
-        summary += f"\n\nThe run FAILED in step(s) {', '.join(failed)}; see the Dagster UI."
+        summary += "\n\nThe run FAILED:" + "".join(
+            f"\n  step {event.step_key}: {_failure_message(event)}"
+            for event in result.all_events if event.is_step_failure
+        ) + "\nSee the run in the Dagster UI (make ui) for the full event log."
     return NightlyResult(
         success=result.success,
         run_id=result.run_id,
@@ -54,3 +87,15 @@ def run_nightly(instance: dg.DagsterInstance | None = None) -> NightlyResult:
         summary_path=write_summary(summary, settings.home),
         result=result,
     )
+
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    data = event.step_failure_data
+    if data is None:
+        return "failed"
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None and "Error occurred while" in error.message:
+        error = error.cause
+    return (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"

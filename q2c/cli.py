@@ -68,9 +68,13 @@ def _ensure_dagster_home(dagster_home: Path) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     _apply_run_environment(args)
-    from orchestration.run import run_nightly
+    from orchestration.run import RunInProgressError, run_nightly
 
-    result = run_nightly()
+    try:
+        result = run_nightly()
+    except RunInProgressError as exc:
+        print(f"q2c run: {exc}", file=sys.stderr)
+        return 2
     print(result.summary)
     print(f"\nSummary saved to {result.summary_path}")
     return 0 if result.success else 1

@@ -10,6 +10,7 @@ rendered document, no quality hold, a customer who takes invoices by email (Quic
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import partial
@@ -33,29 +34,37 @@ from q2c.warehouse import OPS_SCHEMA
 log = logging.getLogger(__name__)
 
 _DUE_SQL = f"""
-with latest_documents as (
-    select invoice_id, document_id, path
-    from {OPS_SCHEMA}.document_manifest
-    qualify row_number() over (partition by invoice_id order by rendered_at desc) = 1
-)
 select
     invoices.invoice_id,
     invoices.invoice_number,
-    latest_documents.document_id,
-    latest_documents.path,
     coalesce(invoices.erp_email_status, '') as erp_email_status,
     coalesce(accounts.delivery_preference, '') as delivery_preference
 from core.fct_invoices as invoices
-inner join latest_documents on latest_documents.invoice_id = invoices.invoice_id
 left join core.dim_accounts as accounts on accounts.account_key = invoices.account_key
+where exists (
+    select 1 from {OPS_SCHEMA}.document_manifest as documents
+    where documents.invoice_id = invoices.invoice_id
+)
 order by invoices.invoice_number
 """
+
+_DOCUMENTS_SQL = f"""
+select input_hash, document_id, path
+from {OPS_SCHEMA}.document_manifest
+where input_hash is not null
+qualify row_number() over (partition by input_hash order by rendered_at desc) = 1
+"""
+_UNSAFE_FILE_CHARS = re.compile(r"[^\w.\-]+")
 
 
 @dataclass(frozen=True)
 class EmailCandidate:
     invoice_id: str
     invoice_number: str
+
+
+@dataclass(frozen=True)
+class StoredDocument:
     document_id: str
     pdf_path: str
 
@@ -77,7 +86,7 @@ def select_invoices_to_email(
     """Rendered invoices due for email; the others grouped by the reason they are not."""
     selection = EmailSelection()
     for row in conn.execute(_DUE_SQL).fetchall():
-        invoice_id, number, document_id, path, erp_status, preference = row
+        invoice_id, number, erp_status, preference = row
         if invoice_id in held:
             selection.skip("held back by a quality rule", number)
         elif erp_status.lower() == "emailsent":
@@ -88,8 +97,22 @@ def select_invoices_to_email(
         elif preference and preference.lower() != "email":
             selection.skip(f"customer prefers delivery by {preference}", number)
         else:
-            selection.due.append(EmailCandidate(invoice_id, number, document_id, path))
+            selection.due.append(EmailCandidate(invoice_id, number))
     return selection
+
+
+def stored_documents(conn: duckdb.DuckDBPyConnection) -> dict[str, StoredDocument]:
+    """Rendered documents by the hash of their inputs, for those whose PDF is still stored."""
+    return {
+        input_hash: StoredDocument(document_id, path)
+        for input_hash, document_id, path in conn.execute(_DOCUMENTS_SQL).fetchall()
+        if Path(path).is_file()
+    }
+
+
+def attachment_name(invoice_number: str) -> str:
+    """`2026/0001` -> `2026_0001.pdf`: a file name every mail client accepts."""
+    return (_UNSAFE_FILE_CHARS.sub("_", invoice_number).strip("._") or "invoice") + ".pdf"
 
 
 def _compose(
@@ -105,30 +128,32 @@ def _compose(
         html_body=email.html,
         text_body=email.text,
         pdf_bytes=pdf_path.read_bytes(),
-        pdf_filename=f"{doc.invoice_number}.pdf",
+        pdf_filename=attachment_name(doc.invoice_number),
         message_id_domain=parseaddr(sender)[1].rpartition("@")[2] or "q2c.invalid",
         idempotency_key=key,
     )
 
 
 def delivery_requests(
-    candidates: list[EmailCandidate],
-    documents: dict[str, InvoiceDocument],
+    documents: list[tuple[InvoiceDocument, StoredDocument]],
     content: ContentRegistry,
     sender: str,
 ) -> list[DeliveryRequest]:
-    """One ledger request per invoice; the message is built only if it will be sent."""
+    """One ledger request per invoice; the message is built only if it will be sent.
+
+    Each invoice travels with the PDF rendered from its current inputs, so the email body
+    and the attachment always show the same amounts.
+    """
     requests = []
-    for candidate in candidates:
-        doc = documents[candidate.invoice_id]
+    for doc, stored in documents:
         recipient = doc.buyer.email or ""
         requests.append(DeliveryRequest(
-            invoice_id=candidate.invoice_id,
-            invoice_number=candidate.invoice_number,
-            document_id=candidate.document_id,
+            invoice_id=doc.invoice_id,
+            invoice_number=doc.invoice_number,
+            document_id=stored.document_id,
             recipient=recipient,
             message=partial(
-                _compose, doc=doc, pdf_path=Path(candidate.pdf_path), content=content,
+                _compose, doc=doc, pdf_path=Path(stored.pdf_path), content=content,
                 sender=sender, recipient=recipient,
             ),
         ))

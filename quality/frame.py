@@ -61,8 +61,15 @@ def query_frame(conn: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
     for column, kind in zip(columns, types, strict=True):
         if kind in _INTEGER_TYPES:
             frame[column] = frame[column].astype("Int64")
+        if kind == "DATE":
+            frame[column] = frame[column].map(_python_date)
     frame[ROW_COLUMN] = range(len(frame))
     return frame
+
+
+def _python_date(value: object) -> dt.date | None:
+    """DuckDB hands dates beyond year 9999 to Python as text; they are no usable date."""
+    return value if isinstance(value, dt.date) else None
 
 
 def plain(value: object) -> object:

@@ -475,3 +475,31 @@ def test_starttls_against_a_server_without_it_is_permanent(smtp_server, pdf_byte
         channel.send(make_email(pdf_bytes, idempotency_key("129", "smtp", RECIPIENT)))
 
     assert smtp_server.messages == []
+
+
+def test_an_invoice_whose_message_cannot_be_built_fails_alone(conn, smtp_server, pdf_bytes):
+    """Regression: a missing PDF once stopped every email after it in the batch."""
+
+    def lost_pdf(key: str):
+        raise FileNotFoundError("var/documents/2026/11/INV-1-abc.pdf")
+
+    broken = DeliveryRequest(invoice_id="1", invoice_number="INV-1", document_id="doc-1",
+                             recipient=RECIPIENT, message=lost_pdf)
+    good = make_request(pdf_bytes, invoice_id="2", invoice_number="INV-2")
+
+    report = deliver(conn, [broken, good], smtp_channel(smtp_server), "run-1", sleep=no_wait)
+
+    assert [(o.invoice_number, o.status) for o in report.outcomes] == [
+        ("INV-1", "failed"), ("INV-2", "sent")]
+    assert "could not be built" in report.outcomes[0].error
+    assert len(smtp_server.messages) == 1
+    statuses = {row["invoice_id"]: row["status"] for row in ledger_rows(conn)}
+    assert statuses == {"1": "failed", "2": "sent"}
+
+
+def test_invoice_numbers_with_slashes_make_a_plain_attachment_name():
+    from q2c.invoice_mail import attachment_name
+
+    assert attachment_name("2026/0001") == "2026_0001.pdf"
+    assert attachment_name("INV\r\nBcc: x") == "INV_Bcc_x.pdf"
+    assert attachment_name("../..") == "invoice.pdf"

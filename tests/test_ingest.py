@@ -108,18 +108,55 @@ def test_bad_rows_are_quarantined_with_file_row_field_and_reason(tmp_path, wareh
     assert files == [(str(path),)]
 
 
-def test_a_file_that_is_not_utf8_fails_its_table_only(tmp_path, warehouse):
+def test_a_row_with_bytes_that_are_not_utf8_is_quarantined_alone(tmp_path, warehouse):
     folder = tmp_path / "landing" / "quickbooks"
-    _write_csv(folder / "customer.csv", ["id", "display_name"], [["7", "Acme"]])
-    (folder / "invoice.csv").write_bytes(b"id,doc_number\n1,\xff\xfe\n")
+    folder.mkdir(parents=True)
+    (folder / "invoice.csv").write_bytes(b"id,customer_memo\n1,Caf\xe9\n2,ok\n")
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "quickbooks", "run-1")}
+
+    assert loads["invoice"].rows_loaded == 1
+    assert [q.reason for q in loads["invoice"].quarantined] == [
+        "byte 0xE9 is not valid UTF-8; re-export the table as UTF-8"]
+    assert loads["invoice"].quarantined[0].row_number == 2
+
+
+def test_an_unbalanced_quote_fails_the_file_instead_of_swallowing_rows(tmp_path, warehouse):
+    folder = tmp_path / "landing" / "quickbooks"
+    folder.mkdir(parents=True)
+    (folder / "invoice.csv").write_text('id,customer_memo\n1,"oops\n2,b\n3,c\n')
 
     loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
                                                              "quickbooks", "run-1")}
 
     assert loads["invoice"].status == "failed"
-    assert "not valid UTF-8" in loads["invoice"].message
-    assert str(folder / "invoice.csv") in loads["invoice"].message
-    assert loads["customer"].rows_loaded == 1
+    assert "a quote is probably unbalanced" in loads["invoice"].message
+
+
+def test_keys_are_trimmed_so_padded_duplicates_are_caught(tmp_path, warehouse):
+    path = tmp_path / "landing" / "quickbooks" / "invoice.csv"
+    _write_csv(path, ["id", "total_amount", "_fivetran_synced"], [
+        ["1008 ", "10.00", "2026-11-30 10:17:27"],
+        [" 1008", "12.00", "2026-11-30 9:17:27"],
+    ])
+
+    load_source(warehouse, tmp_path / "landing", "quickbooks", "run-1")
+
+    kept = warehouse.sql("select id, total_amount from raw_quickbooks.invoice").fetchall()
+    assert kept == [("1008", "10.00")]
+
+
+def test_headers_written_with_spaces_or_capitals_map_to_the_contract(tmp_path, warehouse):
+    path = tmp_path / "landing" / "quickbooks" / "invoice.csv"
+    _write_csv(path, ["ID", "Customer Memo"], [["1", "thanks"]])
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "quickbooks", "run-1")}
+
+    assert "customer_memo" not in loads["invoice"].missing_columns
+    assert warehouse.sql("select customer_memo from raw_quickbooks.invoice").fetchone() == (
+        "thanks",)
 
 
 def test_a_landing_folder_of_fivetran_exports_is_found_by_its_name():

@@ -245,3 +245,29 @@ def test_the_shared_fivetran_samples_flow_through_with_a_report(shared_run):
     assert "raw_quickbooks.term" in result.summary and "missing_file" in result.summary
     assert "Invoices held back" in result.summary and "40113" in result.summary
     assert all(status in ("rejected",) for status, _ in ledger)
+
+
+def test_a_second_run_on_the_same_home_stops_with_a_clear_message(tmp_path, monkeypatch):
+    from orchestration.run import RunInProgressError, _exclusive_run
+
+    monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    with _exclusive_run(tmp_path):
+        with pytest.raises(RunInProgressError, match="another q2c run is in progress"):
+            _run()
+
+
+def test_a_missing_tax_line_export_stops_the_night_before_any_invoice_leaves(tmp_path,
+                                                                             monkeypatch):
+    """Regression: an unreadable tax-line file once let invoices go out without their VAT."""
+    landing = tmp_path / "landing"
+    generate(landing, seed=5, accounts=3, as_of=AS_OF)
+    (landing / "quickbooks" / "invoice_tax_line.csv").unlink()
+    _environment(monkeypatch, tmp_path / "var", landing, AS_OF)
+
+    result = _run()
+
+    assert not result.success
+    assert "raw_quickbooks.invoice_tax_line: no file invoice_tax_line.csv" in result.summary
+    assert "the night stops here" in result.summary
+    assert not (tmp_path / "var" / "documents").exists()
+    assert not (tmp_path / "var" / "outbox").exists()

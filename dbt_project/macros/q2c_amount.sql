@@ -1,5 +1,7 @@
-{#- Raw text to decimal(20,4), the type of every money column. Thousands separators are
-    dropped as q2c.money.to_decimal drops them; a text that is no number becomes null. -#}
+{#- Raw text to decimal(20,4), the type of every money column. Connectors write plain
+    decimals ('1234.50'); anything else, such as '1,234.50' or a decimal comma '39,00', is
+    ambiguous and becomes null, so the quality rules hold the invoice instead of printing a
+    rescaled amount. -#}
 {% macro q2c_amount(expr) -%}
     {{ return(adapter.dispatch('q2c_amount', 'q2c')(expr, 20, 4)) }}
 {%- endmacro %}
@@ -10,10 +12,10 @@
 {%- endmacro %}
 
 {% macro default__q2c_amount(expr, precision, scale) -%}
-    try_cast(
-        replace(trim({{ expr }}), ',', '')
-        as decimal({{ precision }}, {{ scale }})
-    )
+    case
+        when regexp_full_match(trim({{ expr }}), '[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?')
+            then try_cast(trim({{ expr }}) as decimal({{ precision }}, {{ scale }}))
+    end
 {%- endmacro %}
 
 {#- Raw text to an integer (line index, term days); null when it is no whole number. -#}

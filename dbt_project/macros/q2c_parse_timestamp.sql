@@ -20,7 +20,8 @@
     end
 {%- endmacro %}
 
-{#- Raw text to a date; a timestamp text keeps only its date part. -#}
+{#- Raw text to a date, as written: an issue or due date is a calendar date in the seller's
+    time zone, so '2026-01-11T00:30:00+01:00' is the 11th, never shifted to UTC's 10th. -#}
 {% macro q2c_parse_date(expr) -%}
-    cast({{ q2c_parse_timestamp(expr) }} as date)
+    try_cast(regexp_extract(trim({{ expr }}), '^(\d{4}-\d{1,2}-\d{1,2})', 1) as date)
 {%- endmacro %}

@@ -256,7 +256,14 @@ def _deliver_one(
         logger.warning("invoice %s not emailed: %s", request.invoice_number, exc)
         return _outcome(request, key, REJECTED, 0, error=str(exc))
 
-    message = _message_for(request, key, recipient)
+    try:
+        message = request.message(key) if callable(request.message) else request.message
+    except (OSError, ValueError) as exc:
+        reason = f"the message could not be built: {exc}"
+        _record_rejected(conn, key, request, channel.name, run_id, reason, status=FAILED)
+        logger.error("invoice %s not emailed: %s", request.invoice_number, reason)
+        return _outcome(request, key, FAILED, 0, error=reason)
+    _check_message(message, request, key, recipient)
     return _send_with_retries(conn, key, request, recipient, message, channel, run_id, retry)
 
 
@@ -303,8 +310,10 @@ def _send_with_retries(
         return _outcome(request, key, SENT, attempt, result.message_id, result.location)
 
 
-def _message_for(request: DeliveryRequest, key: str, recipient: str) -> EmailMessage:
-    message = request.message(key) if callable(request.message) else request.message
+def _check_message(
+    message: EmailMessage, request: DeliveryRequest, key: str, recipient: str
+) -> None:
+    """A message built for another key or address is a caller bug: stop, do not send."""
     if message.get(IDEMPOTENCY_HEADER) != key:
         raise ValueError(
             f"the message for invoice {request.invoice_number} carries idempotency key "
@@ -316,7 +325,6 @@ def _message_for(request: DeliveryRequest, key: str, recipient: str) -> EmailMes
             f"the message for invoice {request.invoice_number} is addressed to another "
             f"recipient than its request ({mask_address(recipient)})"
         )
-    return message
 
 
 def _ledger_row(conn: duckdb.DuckDBPyConnection, key: str) -> _LedgerRow | None:
@@ -366,7 +374,9 @@ def _record_rejected(
     channel: str,
     run_id: str,
     reason: str,
+    status: str = REJECTED,
 ) -> None:
+    """Record a request that was not sent: rejected (bad address) or failed (retried)."""
     conn.execute(
         """
         insert into q2c_ops.delivery_ledger as ledger (
@@ -381,7 +391,7 @@ def _record_rejected(
             run_id = excluded.run_id
         """,
         [key, request.invoice_id, request.invoice_number, request.document_id, channel,
-         request.recipient, REJECTED, reason, run_id],
+         request.recipient, status, reason, run_id],
     )
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,25 +86,61 @@ def find_table_file(folder: Path, table: RawTable) -> Path | None:
     return None
 
 
+# A single value may be long (a case description), but not unbounded.
+csv.field_size_limit(16 * 2**20)
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d+))?)?)?"
+)
+
+
 def _read_text(path: Path) -> str:
+    """The file as text; bytes that are not UTF-8 are kept escaped so their row is found."""
     data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LandingFileError(
-            f"{path}: byte {exc.start} is not valid UTF-8; re-export the table as UTF-8 CSV"
-        ) from exc
+    if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
+        raise LandingFileError(f"{path}: the file is UTF-16; re-export the table as UTF-8 CSV")
+    return data.decode("utf-8-sig", errors="surrogateescape")
 
 
-def _recency(record: dict) -> str:
-    return next((record.get(c) or "" for c in _RECENCY_COLUMNS if record.get(c)), "")
+def _undecodable(values: list[str]) -> str | None:
+    """The first byte that was not valid UTF-8, as `0xE9`, or None."""
+    for value in values:
+        for char in value:
+            if "\udc80" <= char <= "\udcff":
+                return f"0x{ord(char) - 0xDC00:02X}"
+    return None
+
+
+def _recency(record: dict) -> tuple:
+    """When a row version was synced, parsed: sources write `9:17:27` as well as `09:17:27`."""
+    for column in _RECENCY_COLUMNS:
+        match = _TIMESTAMP.match((record.get(column) or "").strip())
+        if match:
+            parts = [int(p) if p else 0 for p in match.groups()[:6]]
+            fraction = float(f"0.{match.group(7)}") if match.group(7) else 0.0
+            return (*parts, fraction)
+    return ()
+
+
+def normalize_column_name(name: str) -> str:
+    """`Customer Memo ` -> `customer_memo`: headers as loaders other than Fivetran write them."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
 def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict], TableLoad]:
     """Read one CSV into header and good records, collecting the rows that cannot be used."""
     load = TableLoad(table=table, file=path)
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
-    header = [name.strip().lower() for name in next(reader, [])]
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    try:
+        header = [normalize_column_name(name) for name in next(reader, [])]
+        return _parse_records(path, table, reader, header, load)
+    except csv.Error as exc:
+        raise LandingFileError(
+            f"{path}: line {reader.line_num} is not valid CSV ({exc}); a quote is probably "
+            "unbalanced. Fix or re-export the file; no row of it was loaded."
+        ) from exc
+
+
+def _parse_records(path, table, reader, header, load):
     if not header or not any(header):
         raise LandingFileError(f"{path}: the file has no header row")
     duplicated = sorted({name for name in header if header.count(name) > 1})
@@ -133,6 +170,17 @@ def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict]
             name: (value if value != "" else None)
             for name, value in zip(header, values, strict=True)
         }
+        bad_byte = _undecodable(values)
+        if bad_byte:
+            load.quarantined.append(QuarantinedRow(
+                row_number, None, None,
+                f"byte {bad_byte} is not valid UTF-8; re-export the table as UTF-8",
+                {k: v.encode("utf-8", "surrogateescape").decode("latin-1") if v else v
+                 for k, v in record.items()},
+            ))
+            continue
+        for key in table.key:
+            record[key] = record[key].strip() if record[key] else record[key]
         empty_key = next((key for key in table.key if not (record[key] or "").strip()), None)
         if empty_key:
             load.quarantined.append(QuarantinedRow(
@@ -187,6 +235,23 @@ def _write_raw_table(
         conn.unregister("_q2c_landing_frame")
 
 
+def _table_exists(conn: duckdb.DuckDBPyConnection, table: RawTable) -> bool:
+    """A file that cannot be read leaves the table of the last good load in place."""
+    return conn.execute(
+        "select count(*) from information_schema.tables where table_schema = ? "
+        "and table_name = ?", [table.schema, table.name],
+    ).fetchone()[0] > 0
+
+
+def blocking_failures(loads: Iterable[TableLoad]) -> list[str]:
+    """Why the night must stop: a required table whose file is missing or unreadable."""
+    return [
+        f"raw_{load.table.source}.{load.table.name}: {load.message}"
+        for load in loads
+        if load.table.required and load.status in ("failed", "missing_file")
+    ]
+
+
 def load_table(conn: duckdb.DuckDBPyConnection, folder: Path, table: RawTable) -> TableLoad:
     """Load one raw table from its landed file; a missing file lands an empty table."""
     path = find_table_file(folder, table)
@@ -202,7 +267,8 @@ def load_table(conn: duckdb.DuckDBPyConnection, folder: Path, table: RawTable) -
         header, records, load = parse_table_file(path, table)
     except LandingFileError as exc:
         load = TableLoad(table=table, file=path, status="failed", message=str(exc))
-        _write_raw_table(conn, table, _frame(table, [], [], str(path)))
+        if not _table_exists(conn, table):
+            _write_raw_table(conn, table, _frame(table, [], [], str(path)))
         return load
 
     _write_raw_table(conn, table, _frame(table, header, records, str(path)))

@@ -13,11 +13,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RawTable:
+    """One landed table. `required` tables are the ones invoices cannot be printed without:
+    when such a file is missing or unreadable the night stops, rather than send invoices
+    without their lines or tax."""
+
     source: str
     name: str
     key: tuple[str, ...]
     columns: tuple[str, ...]
     soft_delete_column: str | None = None
+    required: bool = False
 
     @property
     def schema(self) -> str:
@@ -92,6 +97,7 @@ QUICKBOOKS = (
         preferred_delivery_method sales_term_id taxable primary_tax_identifier
         created_at updated_at _fivetran_deleted {SYNC}"""),
         "_fivetran_deleted",
+        required=True,
     ),
     RawTable(
         "quickbooks", "address", ("id",),
@@ -118,6 +124,7 @@ QUICKBOOKS = (
         email_status apply_tax_after_discount custom_salesforce_opportunity_id
         created_at updated_at _fivetran_deleted {SYNC}"""),
         "_fivetran_deleted",
+        required=True,
     ),
     RawTable(
         "quickbooks", "invoice_line", ("invoice_id", "index"),
@@ -125,12 +132,14 @@ QUICKBOOKS = (
         sales_item_item_id sales_item_quantity sales_item_unit_price sales_item_tax_code_id
         item_id quantity tax_code_id discount_discount_percent
         discount_percent_based sub_total_item_id {SYNC}"""),
+        required=True,
     ),
     RawTable(
         "quickbooks", "invoice_tax_line", ("invoice_id", "index"),
         _cols(f"""invoice_id index amount net_amount_taxable tax_percent tax_rate_id
         percent_based tax_inclusive_amount _fivetran_deleted {SYNC}"""),
         "_fivetran_deleted",
+        required=True,
     ),
     RawTable(
         "quickbooks", "payment", ("id",),
