@@ -121,6 +121,7 @@ RAW_FAILURES = {
     "line_amounts_are_numbers": ["2007"],
     "tax_amounts_are_numbers": [],
     "total_equals_lines_plus_tax": ["2003", "2008", "2009"],
+    "amounts_fit_the_currency": [],
     "invoice_number_present": [],
     "customer_present": [],
     "billing_email_present": ["1002"],
@@ -555,3 +556,34 @@ def test_importing_the_runner_loads_neither_great_expectations_nor_pandas():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_amounts_finer_than_the_currency_hold_the_invoice(tmp_path):
+    """Regression: half a yen once reached a PDF whose printed figures did not add up."""
+    from q2c.sources.landing import load_source
+    from q2c.warehouse import connect
+
+    folder = tmp_path / "landing" / "quickbooks"
+    folder.mkdir(parents=True)
+    (folder / "invoice.csv").write_text(
+        "id,doc_number,currency_id,transaction_date,due_date,total_amount,total_tax\n"
+        "1,A,JPY,2026-01-01,2026-01-31,87643.5,0\n"
+        "2,B,EUR,2026-01-01,2026-01-31,100.00,0\n"
+        "3,C,KWD,2026-01-01,2026-01-31,1.234,0\n"
+        "4,D,GBP,2026-01-01,2026-01-31,419.16,0\n"
+    )
+    (folder / "invoice_line.csv").write_text(
+        "invoice_id,index,amount,detail_type\n"
+        "1,0,87643.5,SalesItemLineDetail\n2,0,100.00,SalesItemLineDetail\n"
+        "3,0,1.234,SalesItemLineDetail\n4,0,139.723,SalesItemLineDetail\n"
+        "4,1,139.723,SalesItemLineDetail\n4,2,139.714,SalesItemLineDetail\n"
+    )
+
+    with connect(tmp_path / "warehouse.duckdb") as conn:
+        load_source(conn, tmp_path / "landing", "quickbooks", "run-1")
+        result = validate_suite(conn, "raw_quickbooks_invoice", "run-1")
+
+    rule = next(e for e in result.expectations if e.name == "amounts_fit_the_currency")
+    assert sorted(f.invoice_id for f in rule.failures) == ["1", "4"]
+    assert "more decimals than JPY allows" in next(
+        f.reason for f in rule.failures if f.invoice_id == "1")
