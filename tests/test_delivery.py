@@ -503,3 +503,27 @@ def test_invoice_numbers_with_slashes_make_a_plain_attachment_name():
     assert attachment_name("2026/0001") == "2026_0001.pdf"
     assert attachment_name("INV\r\nBcc: x") == "INV_Bcc_x.pdf"
     assert attachment_name("../..") == "invoice.pdf"
+
+
+def test_a_changed_billing_address_does_not_send_an_invoice_again(conn, smtp_server,
+                                                                  pdf_bytes):
+    """Regression: a new billing address once re-sent old, already paid invoices."""
+    channel = smtp_channel(smtp_server)
+    deliver(conn, [make_request(pdf_bytes)], channel, "run-1", sleep=no_wait)
+
+    moved = make_request(pdf_bytes, recipient="new-ap@customer.example")
+    report = deliver(conn, [moved], channel, "run-2", sleep=no_wait)
+
+    assert (report.sent, report.already_sent) == (0, 1)
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_corrected_address_after_a_rejection_is_sent(conn, smtp_server, pdf_bytes):
+    channel = smtp_channel(smtp_server)
+    deliver(conn, [make_request(pdf_bytes, recipient="ebe31c0498dd42addc9e5fddd2fdabb8")],
+            channel, "run-1", sleep=no_wait)
+
+    report = deliver(conn, [make_request(pdf_bytes)], channel, "run-2", sleep=no_wait)
+
+    assert report.sent == 1
+    assert len(smtp_server.messages) == 1

@@ -143,8 +143,9 @@ class _LedgerRow(NamedTuple):
 def idempotency_key(invoice_id: str, channel: str, recipient: str | None) -> str:
     """Return the stable SHA-256 hex key of one delivery.
 
-    The recipient is trimmed and lower-cased so a change of letter case in the CRM does not
-    send the invoice again; any other change of address does, by design.
+    The recipient is part of the key so a rejected address that is corrected in the source
+    is tried again. An invoice already sent through a channel is never sent again through it,
+    whatever its address has become since (see `deliver`).
     """
     parts = ("q2c-delivery-v1", invoice_id.strip(), channel.strip().lower(),
              (recipient or "").strip().lower())
@@ -234,7 +235,7 @@ def _deliver_one(
     retry: _Retry,
 ) -> DeliveryOutcome:
     key = idempotency_key(request.invoice_id, channel.name, request.recipient)
-    previous = _ledger_row(conn, key)
+    previous = _ledger_row(conn, key) or _sent_to_another_address(conn, request, channel.name)
     if previous is not None and previous.status == SENT:
         logger.debug("invoice %s already emailed via %s; skipped", request.invoice_number,
                      channel.name)
@@ -325,6 +326,26 @@ def _check_message(
             f"the message for invoice {request.invoice_number} is addressed to another "
             f"recipient than its request ({mask_address(recipient)})"
         )
+
+
+def _sent_to_another_address(
+    conn: duckdb.DuckDBPyConnection, request: DeliveryRequest, channel: str
+) -> _LedgerRow | None:
+    """A send of this invoice through this channel to an address it no longer has.
+
+    A billing address changed after the invoice went out must not send it a second time.
+    """
+    row = conn.execute(
+        """
+        select status, message_id, location, last_error, run_id
+        from q2c_ops.delivery_ledger
+        where invoice_id = ? and channel = ? and status = ?
+        order by sent_at desc
+        limit 1
+        """,
+        [request.invoice_id, channel, SENT],
+    ).fetchone()
+    return None if row is None else _LedgerRow(*row)
 
 
 def _ledger_row(conn: duckdb.DuckDBPyConnection, key: str) -> _LedgerRow | None:
