@@ -88,8 +88,10 @@ def invoice_quality_holds(context: dg.AssetExecutionContext, q2c: Q2CSettings):
 
     Runs every suite in `quality/suites/`, replaces each suite's holds in
     `q2c_ops.invoice_holds` and quarantines the failing rows, so a fixed invoice is released
-    by the next run and a held one never reaches a customer.
+    by the next run and a held one never reaches a customer. An invoice with a row that
+    could not be read at ingest is held too.
     """
+    from quality.ingest_holds import hold_invoices_with_unreadable_rows
     from quality.runner import held_invoice_ids, record_results, validate_suite
 
     settings = q2c.load()
@@ -97,6 +99,7 @@ def invoice_quality_holds(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         results = [validate_suite(conn, name, context.run_id) for name in list_suites()]
         for result in results:
             record_results(conn, result)
+        hold_invoices_with_unreadable_rows(conn, context.run_id)
         held = held_invoice_ids(conn)
 
     for invoice_id, reasons in sorted(held.items()):

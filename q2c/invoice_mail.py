@@ -89,9 +89,9 @@ def select_invoices_to_email(
         invoice_id, number, erp_status, preference = row
         if invoice_id in held:
             selection.skip("held back by a quality rule", number)
-        elif erp_status.lower() == "emailsent":
+        elif erp_status.strip().lower() == "emailsent":
             selection.skip("already emailed by the ERP (EmailSent)", number)
-        elif preference.lower() == "none":
+        elif preference.strip().lower() == "none":
             selection.skip("customer chose to receive no invoices (ERP delivery method None)",
                            number)
         elif preference and preference.lower() != "email":

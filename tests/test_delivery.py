@@ -527,3 +527,29 @@ def test_a_corrected_address_after_a_rejection_is_sent(conn, smtp_server, pdf_by
 
     assert report.sent == 1
     assert len(smtp_server.messages) == 1
+
+
+def test_an_address_the_mail_library_reads_differently_is_rejected_alone(conn, smtp_server,
+                                                                         pdf_bytes):
+    """Regression: an encoded-word billing email once stopped every email of the night."""
+    odd = make_request(pdf_bytes, invoice_id="1", invoice_number="INV-1",
+                       recipient="=?utf-8?q?x?=@example.com")
+    good = make_request(pdf_bytes, invoice_id="2", invoice_number="INV-2")
+
+    report = deliver(conn, [odd, good], smtp_channel(smtp_server), "run-1", sleep=no_wait)
+
+    assert [(o.invoice_number, o.status) for o in report.outcomes] == [
+        ("INV-1", "rejected"), ("INV-2", "sent")]
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_very_long_invoice_number_still_gets_an_outbox_file(conn, tmp_path, pdf_bytes):
+    number = "INV-" + "9" * 296
+    request = make_request(pdf_bytes, invoice_number=number)
+
+    report = deliver(conn, [request], EmlFolderChannel(tmp_path / "outbox"), "run-1",
+                     sleep=no_wait)
+
+    assert report.sent == 1
+    [path] = (tmp_path / "outbox").rglob("*.eml")
+    assert len(path.name) < 120

@@ -587,3 +587,27 @@ def test_amounts_finer_than_the_currency_hold_the_invoice(tmp_path):
     assert sorted(f.invoice_id for f in rule.failures) == ["1", "4"]
     assert "more decimals than JPY allows" in next(
         f.reason for f in rule.failures if f.invoice_id == "1")
+
+
+def test_an_invoice_whose_tax_line_could_not_be_read_is_held(tmp_path):
+    """Regression: a tax line lost to a bad byte once let its invoice go out without VAT."""
+    from q2c.sources.landing import load_source
+    from q2c.warehouse import connect
+    from quality.ingest_holds import hold_invoices_with_unreadable_rows
+    from quality.runner import held_invoice_ids
+
+    folder = tmp_path / "landing" / "quickbooks"
+    folder.mkdir(parents=True)
+    (folder / "invoice.csv").write_text("id,doc_number\n1058,INV-52\n1059,INV-53\n")
+    (folder / "invoice_tax_line.csv").write_bytes(
+        b"invoice_id,index,amount\n1058,0,1029.95\xe9\n1059,0,10.00\n"
+    )
+
+    with connect(tmp_path / "warehouse.duckdb") as conn:
+        load_source(conn, tmp_path / "landing", "quickbooks", "run-1")
+        hold_invoices_with_unreadable_rows(conn, "run-1")
+        held = held_invoice_ids(conn)
+
+    assert list(held) == ["1058"]
+    assert "a row of invoice_tax_line could not be read" in held["1058"][0]
+    assert "line 2" in held["1058"][0]

@@ -83,7 +83,7 @@ class EmlFolderChannel:
         message_id = _required_header(message, "Message-ID")
         key = _required_header(message, IDEMPOTENCY_HEADER)
         number = _required_header(message, INVOICE_NUMBER_HEADER)
-        file_name = f"{_UNSAFE_FILE_CHARS.sub('_', number)}-{key[:12]}.eml"
+        file_name = f"{_UNSAFE_FILE_CHARS.sub('_', number)[:80]}-{key[:12]}.eml"
 
         existing = sorted(self.outbox_dir.glob(f"*/{file_name}"))
         if existing:

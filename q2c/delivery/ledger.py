@@ -264,7 +264,13 @@ def _deliver_one(
         _record_rejected(conn, key, request, channel.name, run_id, reason, status=FAILED)
         logger.error("invoice %s not emailed: %s", request.invoice_number, reason)
         return _outcome(request, key, FAILED, 0, error=reason)
-    _check_message(message, request, key, recipient)
+    _check_message_key(message, request, key)
+    if _addressed_to(message).lower() != recipient.lower():
+        reason = (f"the mail library reads the address {mask_address(recipient)} differently "
+                  "from the source; correct the billing email in the ERP or CRM")
+        _record_rejected(conn, key, request, channel.name, run_id, reason)
+        logger.warning("invoice %s not emailed: %s", request.invoice_number, reason)
+        return _outcome(request, key, REJECTED, 0, error=reason)
     return _send_with_retries(conn, key, request, recipient, message, channel, run_id, retry)
 
 
@@ -311,20 +317,21 @@ def _send_with_retries(
         return _outcome(request, key, SENT, attempt, result.message_id, result.location)
 
 
-def _check_message(
-    message: EmailMessage, request: DeliveryRequest, key: str, recipient: str
-) -> None:
-    """A message built for another key or address is a caller bug: stop, do not send."""
+def _addressed_to(message: EmailMessage) -> str:
+    """The one address the message goes to, or '' when the header does not read as one."""
+    try:
+        return recipient_of(message)
+    except InvalidRecipientError:
+        return ""
+
+
+def _check_message_key(message: EmailMessage, request: DeliveryRequest, key: str) -> None:
+    """A message built for another key is a caller bug: stop, do not send."""
     if message.get(IDEMPOTENCY_HEADER) != key:
         raise ValueError(
             f"the message for invoice {request.invoice_number} carries idempotency key "
             f"{message.get(IDEMPOTENCY_HEADER)!r}, expected {key!r}: build it with the key "
             "deliver() passes to the builder, or with ledger.idempotency_key()"
-        )
-    if recipient_of(message).lower() != recipient.lower():
-        raise ValueError(
-            f"the message for invoice {request.invoice_number} is addressed to another "
-            f"recipient than its request ({mask_address(recipient)})"
         )
 
 

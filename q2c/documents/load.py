@@ -231,6 +231,9 @@ def _document(
 def _line(row: dict, currency: str, invoice_id: str) -> InvoiceLine:
     table = "core.fct_invoice_lines"
     where = f"line {row['line_index']}"
+    if row["line_index"] is None:
+        raise InvoiceDataError(table, invoice_id, "line_index",
+                               "a line has no index that is a whole number")
     if row["amount"] is None:
         raise InvoiceDataError(table, invoice_id, "amount", f"{where} has no amount")
     if row["currency"] and str(row["currency"]).strip().upper() != currency:

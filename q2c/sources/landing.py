@@ -140,6 +140,17 @@ def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict]
         ) from exc
 
 
+def _key_of(table: RawTable, header: list[str], values: list[str]) -> str | None:
+    """The key a broken row most likely had, so what depends on it can be held back."""
+    parts = []
+    for key in table.key:
+        position = header.index(key)
+        if position >= len(values) or not values[position].strip():
+            return None
+        parts.append(values[position].strip())
+    return "|".join(parts)
+
+
 def _parse_records(path, table, reader, header, load):
     if not header or not any(header):
         raise LandingFileError(f"{path}: the file has no header row")
@@ -161,7 +172,7 @@ def _parse_records(path, table, reader, header, load):
         load.rows_read += 1
         if len(values) != len(header):
             load.quarantined.append(QuarantinedRow(
-                row_number, None, None,
+                row_number, _key_of(table, header, values), None,
                 f"row has {len(values)} fields but the header has {len(header)}",
                 {"values": values},
             ))
@@ -173,7 +184,7 @@ def _parse_records(path, table, reader, header, load):
         bad_byte = _undecodable(values)
         if bad_byte:
             load.quarantined.append(QuarantinedRow(
-                row_number, None, None,
+                row_number, _key_of(table, header, values), None,
                 f"byte {bad_byte} is not valid UTF-8; re-export the table as UTF-8",
                 {k: v.encode("utf-8", "surrogateescape").decode("latin-1") if v else v
                  for k, v in record.items()},
@@ -256,11 +267,14 @@ def load_table(conn: duckdb.DuckDBPyConnection, folder: Path, table: RawTable) -
     """Load one raw table from its landed file; a missing file lands an empty table."""
     path = find_table_file(folder, table)
     if path is None:
+        keep = table.required and _table_exists(conn, table)
         load = TableLoad(table=table, file=None, status="missing_file",
                          missing_columns=list(table.columns),
                          message=f"no file {' or '.join(table.file_names())} in {folder}; "
-                                 "the table is empty this run")
-        _write_raw_table(conn, table, _frame(table, [], [], ""))
+                                 + ("the last good load is kept" if keep
+                                    else "the table is empty this run"))
+        if not keep:
+            _write_raw_table(conn, table, _frame(table, [], [], ""))
         return load
 
     try:

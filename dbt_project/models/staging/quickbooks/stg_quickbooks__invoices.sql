@@ -22,7 +22,7 @@ renamed as (
         lower(trim(billing_email)) as billing_email,
         customer_memo,
         private_note,
-        email_status,
+        trim(email_status) as email_status,
 
         ---------- numerics
         {{ q2c_decimal('exchange_rate', 20, 10) }} as exchange_rate,
