@@ -571,12 +571,14 @@ def test_amounts_finer_than_the_currency_hold_the_invoice(tmp_path):
         "2,B,EUR,2026-01-01,2026-01-31,100.00,0\n"
         "3,C,KWD,2026-01-01,2026-01-31,1.234,0\n"
         "4,D,GBP,2026-01-01,2026-01-31,419.16,0\n"
+        "5,E,EUR,2026-01-01,2026-01-31,490.00004,0\n"
     )
     (folder / "invoice_line.csv").write_text(
         "invoice_id,index,amount,detail_type\n"
         "1,0,87643.5,SalesItemLineDetail\n2,0,100.00,SalesItemLineDetail\n"
         "3,0,1.234,SalesItemLineDetail\n4,0,139.723,SalesItemLineDetail\n"
         "4,1,139.723,SalesItemLineDetail\n4,2,139.714,SalesItemLineDetail\n"
+        "5,0,490.00004,SalesItemLineDetail\n"
     )
 
     with connect(tmp_path / "warehouse.duckdb") as conn:
@@ -584,7 +586,7 @@ def test_amounts_finer_than_the_currency_hold_the_invoice(tmp_path):
         result = validate_suite(conn, "raw_quickbooks_invoice", "run-1")
 
     rule = next(e for e in result.expectations if e.name == "amounts_fit_the_currency")
-    assert sorted(f.invoice_id for f in rule.failures) == ["1", "4"]
+    assert sorted(f.invoice_id for f in rule.failures) == ["1", "4", "5"]
     assert "more decimals than JPY allows" in next(
         f.reason for f in rule.failures if f.invoice_id == "1")
 
