@@ -166,14 +166,16 @@ COUNTRIES: dict[str, Country] = {
             (City("Madrid", "28013", "Madrid"), City("Barcelona", "08002", "Barcelona"),
              City("Valencia", "46002", "Valencia"), City("Sevilla", "41001", "Sevilla"),
              City("Bilbao", "48001", "Bizkaia")),
-            _t("Calle de Alcalá|Gran Vía|Passeig de Gràcia|Calle Mayor|Avenida de la Constitución"),
+            _t("Calle de Alcalá|Gran Vía|Passeig de Gràcia|Calle Mayor|"
+               "Avenida de la Constitución"),
             "{street} {number}",
             _t("García|Martínez|López|Sol|Ibérica|Mediterránea|Navarro|Castilla|Ruiz|Serrano"),
             _t("Logística|Consultores|Industrial|Distribuciones|Tecnología|Energía|"
                "Construcciones"),
             _t("S.L.|S.A."),
             _t("Lucía|Javier|María|Alejandro|Carmen|Pablo|Sofía|Sergio|Elena|Álvaro"),
-            _t("García|Fernández|González|Rodríguez|López|Martínez|Sánchez|Pérez|Gómez|Muñoz"),
+            _t("García|Fernández|González|Rodríguez|López|Martínez|Sánchez|Pérez|"
+               "Gómez|Muñoz"),
             "ESB########",
             "Gracias por su confianza.",
         ),

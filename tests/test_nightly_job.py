@@ -244,7 +244,10 @@ def test_the_shared_fivetran_samples_flow_through_with_a_report(shared_run):
     assert mart == 5
     assert "raw_quickbooks.term" in result.summary and "missing_file" in result.summary
     assert "Invoices held back" in result.summary and "40113" in result.summary
-    assert all(status in ("rejected",) for status, _ in ledger)
+    # Every live shared invoice is held or has no known customer: nothing may go out.
+    assert ledger == []
+    assert "invoice 40114: core.fct_invoices.account_key" in result.summary
+    assert "0 PDFs rendered this run" in result.summary
 
 
 def test_a_second_run_on_the_same_home_stops_with_a_clear_message(tmp_path, monkeypatch):

@@ -64,7 +64,7 @@ RAW_INVOICES = [
     raw_invoice("1004", "KWD", "105.131", "5.006", issue="2024-03-04 18:20:30.829",
                 due="2024-04-03"),
     # Soft-deleted: never checked, however broken.
-    raw_invoice("1005", "XXX?", "-1", _fivetran_deleted="TRUE"),
+    raw_invoice("1005", "ZZ?", "-1", _fivetran_deleted="TRUE"),
     raw_invoice("2001", "US$", "100.00"),
     raw_invoice("2002", "EUR", "100.00", issue="2024-03-10", due="2024-03-01"),
     raw_invoice("2003", "EUR", "1189.00", "190.00"),

@@ -176,28 +176,21 @@ class SmtpChannel:
                 "billing email on the customer record"
             )
         if isinstance(exc, smtplib.SMTPAuthenticationError):
-            detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
-            if 400 <= exc.smtp_code < 500:
-                return TransientDeliveryError(f"{server} could not log in now ({detail})")
-            return PermanentDeliveryError(
-                f"{server} rejected the login of user {self.username!r} ({detail}): check "
-                "Q2C_SMTP_USER and Q2C_SMTP_PASSWORD"
+            return _by_reply_code(
+                exc, recipient, f"{server} could not log in now",
+                f"{server} rejected the login of user {self.username!r}",
+                "check Q2C_SMTP_USER and Q2C_SMTP_PASSWORD",
             )
         if isinstance(exc, smtplib.SMTPSenderRefused):
-            detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
-            if 400 <= exc.smtp_code < 500:
-                return TransientDeliveryError(f"{server} deferred the sender ({detail})")
-            return PermanentDeliveryError(
-                f"{server} refused the sender ({detail}): check that Q2C_MAIL_FROM may send "
-                "through this server"
+            return _by_reply_code(
+                exc, recipient, f"{server} deferred the sender", f"{server} refused the sender",
+                "check that Q2C_MAIL_FROM may send through this server",
             )
         if isinstance(exc, smtplib.SMTPResponseException):
-            detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
-            if 400 <= exc.smtp_code < 500:
-                return TransientDeliveryError(f"{server} deferred the message ({detail})")
-            return PermanentDeliveryError(
-                f"{server} rejected the message ({detail}): check the server's log and its "
-                "limits on size and content"
+            return _by_reply_code(
+                exc, recipient, f"{server} deferred the message",
+                f"{server} rejected the message",
+                "check the server's log and its limits on size and content",
             )
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return TransientDeliveryError(
@@ -271,6 +264,17 @@ def _write_once(target: Path, payload: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
+
+
+def _by_reply_code(
+    exc: smtplib.SMTPResponseException, recipient: str, deferred: str, refused: str,
+    advice: str,
+) -> Exception:
+    """A 4xx reply is worth retrying later; a 5xx reply will not change by itself."""
+    detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
+    if 400 <= exc.smtp_code < 500:
+        return TransientDeliveryError(f"{deferred} ({detail})")
+    return PermanentDeliveryError(f"{refused} ({detail}): {advice}")
 
 
 def _reply_text(code: int, reply: bytes | str, recipient: str) -> str:
