@@ -91,6 +91,88 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    """List the review queue, or approve, reject or reopen queued invoices."""
+    from q2c.review import ReviewError, ReviewQueue, UnknownInvoiceError, listing
+
+    queue = ReviewQueue(load_settings().ops_store)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if args.review_command == "list":
+            items = queue.items() if args.all else queue.pending()
+            print(listing.queue_json(items, now) if args.json
+                  else listing.queue_table(items, now, show_decided=args.all))
+            if not items and not args.json:
+                print(f"(review queue: {queue.store_path})")
+        elif args.review_command == "history":
+            print(listing.decisions_table(queue.decisions(args.invoice)))
+        elif args.review_command == "approve":
+            for item in queue.approve(args.invoices, _reviewer(args.by), args.reason, now):
+                print(f"Approved {listing.describe(item)} by {item.decided_by} "
+                      f"at {item.decided_at:%Y-%m-%d %H:%M} UTC.")
+        elif args.review_command == "reject":
+            item = queue.reject(args.invoice, _reviewer(args.by), args.reason, now)
+            print(f"Rejected {listing.describe(item)} by {item.decided_by} at "
+                  f"{item.decided_at:%Y-%m-%d %H:%M} UTC: {item.decision_reason}. "
+                  "It will not be delivered.")
+        else:
+            item = queue.reopen(args.invoice, _reviewer(args.by), args.reason, now)
+            print(f"Reopened {listing.describe(item)}: it waits for review again.")
+    except UnknownInvoiceError as exc:
+        print(f"q2c review: {exc}", file=sys.stderr)
+        return 2
+    except ReviewError as exc:
+        print(f"q2c review: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _reviewer(by: str | None) -> str:
+    """Who decides: --by, else the user logged in to the operating system."""
+    if by:
+        return by
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        from q2c.review import ReviewError
+
+        raise ReviewError("cannot tell who you are; say it with --by NAME") from None
+
+
+def _add_review_parser(commands: argparse._SubParsersAction) -> None:
+    review = commands.add_parser(
+        "review", help="list, approve or reject invoices waiting for review before sending"
+    )
+    actions = review.add_subparsers(dest="review_command", required=True)
+    by_help = "who decides (default: the operating-system user)"
+
+    show = actions.add_parser("list", help="invoices waiting for approval, oldest first")
+    show.add_argument("--all", action="store_true", help="include approved and rejected ones")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    history = actions.add_parser("history", help="every queue and decision event, in order")
+    history.add_argument("invoice", nargs="?", help="only this invoice (number or id)")
+
+    approve = actions.add_parser("approve", help="approve invoices so they can be delivered")
+    approve.add_argument("invoices", nargs="+", metavar="INVOICE",
+                         help="invoice number as printed, or invoice id")
+    approve.add_argument("--by", help=by_help)
+    approve.add_argument("--reason", help="optional note kept with the approval")
+
+    reject = actions.add_parser("reject", help="reject an invoice: it will not be delivered")
+    reject.add_argument("invoice", metavar="INVOICE")
+    reject.add_argument("--reason", required=True, help="what is wrong (kept with the decision)")
+    reject.add_argument("--by", help=by_help)
+
+    reopen = actions.add_parser("reopen", help="put a decided invoice back in the queue")
+    reopen.add_argument("invoice", metavar="INVOICE")
+    reopen.add_argument("--reason", required=True, help="why it is decided again")
+    reopen.add_argument("--by", help=by_help)
+    review.set_defaults(func=_cmd_review)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -112,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="print the summary of the last run again")
     summary.set_defaults(func=_cmd_summary)
+
+    _add_review_parser(commands)
     return parser
 
 

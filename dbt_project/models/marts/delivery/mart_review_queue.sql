@@ -1,0 +1,83 @@
+{#- The review queue as of var as_of_timestamp ('YYYY-MM-DD HH:MM:SS', UTC; default: when
+    the run started). A document decided after that moment still counts as waiting. -#}
+{%- set as_of_value = var('as_of_timestamp', none) -%}
+{%- if as_of_value is none or as_of_value | string | trim == '' -%}
+    {%- set as_of_value = run_started_at.strftime('%Y-%m-%d %H:%M:%S') -%}
+{%- endif -%}
+{%- set as_of_value = modules.re.sub('(Z|[+]00(:?00)?| UTC)$', '',
+                                      as_of_value | string | trim | replace('T', ' ')) -%}
+{%- if not modules.re.match(
+    '^[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?$', as_of_value
+) -%}
+    {{ exceptions.raise_compiler_error(
+        "var as_of_timestamp must be a UTC time 'YYYY-MM-DD HH:MM:SS', got '"
+        ~ as_of_value ~ "'"
+    ) }}
+{%- endif -%}
+
+with
+
+queue as (
+
+    select * from {{ source('q2c_review', 'review_queue') }}
+
+),
+
+as_of as (
+
+    select cast('{{ as_of_value }}' as timestamp) as as_of_timestamp
+
+),
+
+waiting as (
+
+    select
+        queue.*,
+        as_of.as_of_timestamp
+
+    from queue
+
+    cross join as_of
+
+    where
+        queue.queued_at <= as_of.as_of_timestamp
+        and (
+            queue.status = 'pending'
+            or queue.decided_at > as_of.as_of_timestamp
+        )
+
+),
+
+final as (
+
+    select
+        invoice_id,
+        invoice_number,
+        document_kind,
+        account_key,
+        account_name,
+        currency,
+        total_amount,
+        issue_date,
+        reasons,
+        rule_ids,
+        queued_at,
+        sla_hours,
+        sla_due_at,
+        as_of_timestamp,
+        cast(
+            {{ dbt.datediff('queued_at', 'as_of_timestamp', 'second') }} / 3600.0
+            as decimal(12, 2)
+        ) as age_hours,
+        cast(
+            {{ dbt.datediff('as_of_timestamp', 'sla_due_at', 'second') }} / 3600.0
+            as decimal(12, 2)
+        ) as hours_to_sla,
+        as_of_timestamp > sla_due_at as is_sla_breached,
+        policy_version
+
+    from waiting
+
+)
+
+select * from final
