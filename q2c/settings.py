@@ -31,6 +31,9 @@ class Seller:
     iban: str = "DE89370400440532013000"
     bic: str = "COBADEFFXXX"
     timezone: str = "Europe/Berlin"
+    # Peppol participant id as "<EAS scheme>:<id>"; 9930 is the German VAT number scheme.
+    peppol_id: str = "9930:DE811907980"
+    phone: str = "+49 30 1234567"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,35 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = False
     render_workers: int = 0
+    ops_store_path: Path | None = None
+    einvoice_outbound: str | None = None
+    einvoice_rules_dir: Path = PROJECT_ROOT.parent / "shared" / "validators"
+    portal_dir: Path | None = None
+    portal_base_url: str = "http://127.0.0.1:8080"
+    ses_region: str = "eu-central-1"
+    ses_endpoint_url: str | None = None
+    ses_configuration_set: str | None = None
+    ses_bounce_queue_url: str | None = None
+    s3_endpoint_url: str | None = None
+    bounce_maildir: Path | None = None
+    delivery_policy_file: Path | None = None
+    review_policy_file: Path | None = None
     seller: Seller = field(default_factory=Seller)
+
+    @property
+    def ops_store(self) -> Path:
+        """The SQLite operational store (outbox, delivery events, review decisions)."""
+        return Path(self.ops_store_path or self.home / "ops.sqlite")
+
+    @property
+    def einvoice_target(self) -> str:
+        """Where e-invoices are dropped for the access point: a folder or s3://bucket/prefix."""
+        return self.einvoice_outbound or str(self.home / "edi-outbound")
+
+    @property
+    def portal_store(self) -> Path:
+        """The folder the portal reads published documents from."""
+        return Path(self.portal_dir or self.home / "portal")
 
     @property
     def run_date(self) -> dt.date:
@@ -71,6 +102,10 @@ def _env(name: str, config: dict, key: str, default: object) -> object:
 
 def _as_bool(value: object) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _optional_path(value: object) -> Path | None:
+    return Path(str(value)) if value not in (None, "") else None
 
 
 def load_settings(config_file: Path | None = None) -> Settings:
@@ -105,5 +140,33 @@ def load_settings(config_file: Path | None = None) -> Settings:
         smtp_password=_env("Q2C_SMTP_PASSWORD", config, "smtp_password", None),
         smtp_starttls=_as_bool(_env("Q2C_SMTP_STARTTLS", config, "smtp_starttls", False)),
         render_workers=int(_env("Q2C_RENDER_WORKERS", config, "render_workers", 0)),
+        ops_store_path=_optional_path(_env("Q2C_OPS_STORE", config, "ops_store", None)),
+        einvoice_outbound=_env("Q2C_EINVOICE_OUTBOUND", config, "einvoice_outbound", None),
+        einvoice_rules_dir=Path(
+            str(_env("Q2C_EINVOICE_RULES", config, "einvoice_rules",
+                     Settings.einvoice_rules_dir))
+        ),
+        portal_dir=_optional_path(_env("Q2C_PORTAL_DIR", config, "portal_dir", None)),
+        portal_base_url=str(
+            _env("Q2C_PORTAL_BASE_URL", config, "portal_base_url", Settings.portal_base_url)
+        ),
+        ses_region=str(_env("Q2C_SES_REGION", config, "ses_region", Settings.ses_region)),
+        ses_endpoint_url=_env("Q2C_SES_ENDPOINT_URL", config, "ses_endpoint_url", None),
+        ses_configuration_set=_env(
+            "Q2C_SES_CONFIGURATION_SET", config, "ses_configuration_set", None
+        ),
+        ses_bounce_queue_url=_env(
+            "Q2C_SES_BOUNCE_QUEUE_URL", config, "ses_bounce_queue_url", None
+        ),
+        s3_endpoint_url=_env("Q2C_S3_ENDPOINT_URL", config, "s3_endpoint_url", None),
+        bounce_maildir=_optional_path(
+            _env("Q2C_BOUNCE_MAILDIR", config, "bounce_maildir", None)
+        ),
+        delivery_policy_file=_optional_path(
+            _env("Q2C_DELIVERY_POLICY", config, "delivery_policy", None)
+        ),
+        review_policy_file=_optional_path(
+            _env("Q2C_REVIEW_POLICY", config, "review_policy", None)
+        ),
         seller=Seller(**seller_config),
     )
