@@ -4,6 +4,9 @@ Both take a finished `EmailMessage` (see `q2c.delivery.message`) and either hand
 raise one of the errors in `q2c.delivery.errors`, which tell the ledger whether to retry.
 Both check the recipient again right before sending, so a message built by other code
 cannot slip a junk address past the ledger.
+
+The file writing and the SMTP reply classification are module functions, shared with the
+outbox transports in `q2c.delivery.mail_transport`, which send finished message bytes.
 """
 
 from __future__ import annotations
@@ -83,27 +86,11 @@ class EmlFolderChannel:
         message_id = _required_header(message, "Message-ID")
         key = _required_header(message, IDEMPOTENCY_HEADER)
         number = _required_header(message, INVOICE_NUMBER_HEADER)
-        file_name = f"{_UNSAFE_FILE_CHARS.sub('_', number)[:80]}-{key[:12]}.eml"
-
-        existing = sorted(self.outbox_dir.glob(f"*/{file_name}"))
-        if existing:
-            logger.info("invoice %s already in the outbox at %s; kept", number, existing[0])
-            return SendResult(location=str(existing[0]), message_id=message_id)
-
-        target = self.outbox_dir / _utc_date_of(message).isoformat() / file_name
-        try:
-            _write_once(target, message.as_bytes(policy=policy.SMTP))
-        except PermissionError as exc:
-            raise PermanentDeliveryError(
-                f"cannot write {target}: check that the outbox folder {self.outbox_dir} "
-                "is writable by this process (Q2C_OUTBOX_DIR)"
-            ) from exc
-        except OSError as exc:
-            raise TransientDeliveryError(
-                f"writing {target} failed ({exc.strerror or exc}): check free disk space "
-                f"and that {self.outbox_dir} is mounted"
-            ) from exc
-        return SendResult(location=str(target), message_id=message_id)
+        location = write_eml_once(
+            self.outbox_dir, number, key, utc_date_of(message["Date"]),
+            message.as_bytes(policy=policy.SMTP),
+        )
+        return SendResult(location=str(location), message_id=message_id)
 
 
 class SmtpChannel:
@@ -156,71 +143,87 @@ class SmtpChannel:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(message, to_addrs=[recipient])
             finally:
-                _quit_quietly(smtp)
+                quit_quietly(smtp)
         except (smtplib.SMTPException, OSError) as exc:
             raise self._classify(exc, recipient) from exc
         return SendResult(location=self.location, message_id=message_id)
 
     def _classify(self, exc: Exception, recipient: str) -> Exception:
-        server = f"SMTP server {self.host}:{self.port}"
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            code, reply = next(iter(exc.recipients.values()), (550, b""))
-            detail = _reply_text(code, reply, recipient)
-            if 400 <= code < 500:
-                return TransientDeliveryError(
-                    f"{server} deferred recipient {mask_address(recipient)} ({detail}); "
-                    "retried later"
-                )
-            return PermanentDeliveryError(
-                f"{server} refused recipient {mask_address(recipient)} ({detail}): check the "
-                "billing email on the customer record"
-            )
-        if isinstance(exc, smtplib.SMTPAuthenticationError):
-            return _by_reply_code(
-                exc, recipient, f"{server} could not log in now",
-                f"{server} rejected the login of user {self.username!r}",
-                "check Q2C_SMTP_USER and Q2C_SMTP_PASSWORD",
-            )
-        if isinstance(exc, smtplib.SMTPSenderRefused):
-            return _by_reply_code(
-                exc, recipient, f"{server} deferred the sender", f"{server} refused the sender",
-                "check that Q2C_MAIL_FROM may send through this server",
-            )
-        if isinstance(exc, smtplib.SMTPResponseException):
-            return _by_reply_code(
-                exc, recipient, f"{server} deferred the message",
-                f"{server} rejected the message",
-                "check the server's log and its limits on size and content",
-            )
-        if isinstance(exc, smtplib.SMTPServerDisconnected):
-            return TransientDeliveryError(
-                f"{server} closed the connection ({exc}): check that it is running and that "
-                "the port speaks plain SMTP (with Q2C_SMTP_STARTTLS for encryption)"
-            )
-        if isinstance(exc, smtplib.SMTPException):
-            return PermanentDeliveryError(
-                f"{server} cannot be used as configured ({exc}): check Q2C_SMTP_STARTTLS "
-                "and Q2C_SMTP_USER against what the server offers"
-            )
-        if isinstance(exc, ssl.SSLError):
-            return PermanentDeliveryError(
-                f"TLS with {server} failed ({exc}): check the server certificate and "
-                "Q2C_SMTP_STARTTLS"
-            )
-        if isinstance(exc, ConnectionRefusedError):
-            return TransientDeliveryError(
-                f"{server} refused the connection: check that it is running and "
-                "Q2C_SMTP_HOST/Q2C_SMTP_PORT"
-            )
-        if isinstance(exc, TimeoutError):
-            return TransientDeliveryError(
-                f"{server} did not answer within {self.timeout:g}s: check the network path "
-                "and the server's load"
-            )
-        return TransientDeliveryError(
-            f"{server} could not be reached ({exc}): check Q2C_SMTP_HOST/Q2C_SMTP_PORT and "
-            "the network"
+        return classify_smtp_error(
+            exc, host=self.host, port=self.port, recipient=recipient,
+            username=self.username, timeout=self.timeout,
         )
+
+
+def classify_smtp_error(
+    exc: Exception, *, host: str, port: int, recipient: str, username: str | None,
+    timeout: float,
+) -> Exception:
+    """Turn an smtplib or socket error into a Transient or Permanent delivery error.
+
+    4xx replies, refused connections and timeouts may work later unchanged; 5xx replies,
+    failed logins and TLS trouble will not. The text names the server and what to check,
+    never the full recipient address.
+    """
+    server = f"SMTP server {host}:{port}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, reply = next(iter(exc.recipients.values()), (550, b""))
+        detail = reply_text(code, reply, recipient)
+        if 400 <= code < 500:
+            return TransientDeliveryError(
+                f"{server} deferred recipient {mask_address(recipient)} ({detail}); "
+                "retried later"
+            )
+        return PermanentDeliveryError(
+            f"{server} refused recipient {mask_address(recipient)} ({detail}): check the "
+            "billing email on the customer record"
+        )
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return _by_reply_code(
+            exc, recipient, f"{server} could not log in now",
+            f"{server} rejected the login of user {username!r}",
+            "check Q2C_SMTP_USER and Q2C_SMTP_PASSWORD",
+        )
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return _by_reply_code(
+            exc, recipient, f"{server} deferred the sender", f"{server} refused the sender",
+            "check that Q2C_MAIL_FROM may send through this server",
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _by_reply_code(
+            exc, recipient, f"{server} deferred the message",
+            f"{server} rejected the message",
+            "check the server's log and its limits on size and content",
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return TransientDeliveryError(
+            f"{server} closed the connection ({exc}): check that it is running and that "
+            "the port speaks plain SMTP (with Q2C_SMTP_STARTTLS for encryption)"
+        )
+    if isinstance(exc, smtplib.SMTPException):
+        return PermanentDeliveryError(
+            f"{server} cannot be used as configured ({exc}): check Q2C_SMTP_STARTTLS "
+            "and Q2C_SMTP_USER against what the server offers"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return PermanentDeliveryError(
+            f"TLS with {server} failed ({exc}): check the server certificate and "
+            "Q2C_SMTP_STARTTLS"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return TransientDeliveryError(
+            f"{server} refused the connection: check that it is running and "
+            "Q2C_SMTP_HOST/Q2C_SMTP_PORT"
+        )
+    if isinstance(exc, TimeoutError):
+        return TransientDeliveryError(
+            f"{server} did not answer within {timeout:g}s: check the network path "
+            "and the server's load"
+        )
+    return TransientDeliveryError(
+        f"{server} could not be reached ({exc}): check Q2C_SMTP_HOST/Q2C_SMTP_PORT and "
+        "the network"
+    )
 
 
 def _required_header(message: EmailMessage, name: str) -> str:
@@ -233,9 +236,49 @@ def _required_header(message: EmailMessage, name: str) -> str:
     return str(value)
 
 
-def _utc_date_of(message: EmailMessage) -> dt.date:
+def eml_file_name(invoice_number: str, key: str) -> str:
+    """`<invoice_number>-<key[:12]>.eml`, with characters unsafe in file names replaced."""
+    return f"{_UNSAFE_FILE_CHARS.sub('_', invoice_number)[:80]}-{key[:12]}.eml"
+
+
+def write_eml_once(
+    outbox_dir: Path, invoice_number: str, key: str, day: dt.date, payload: bytes
+) -> Path:
+    """Write one message as `<outbox_dir>/<day>/<number>-<key[:12]>.eml` unless it exists.
+
+    A file for the same invoice and key in any date folder is kept as it is, so a resend
+    after a crash (or on another day) does not leave a second file behind.
+
+    Raises:
+        PermanentDeliveryError: The folder is not writable.
+        TransientDeliveryError: The write failed for a reason that may pass (disk full).
+    """
+    file_name = eml_file_name(invoice_number, key)
+    existing = sorted(Path(outbox_dir).glob(f"*/{file_name}"))
+    if existing:
+        logger.info("invoice %s already in the outbox at %s; kept", invoice_number,
+                    existing[0])
+        return existing[0]
+    target = Path(outbox_dir) / day.isoformat() / file_name
     try:
-        sent = parsedate_to_datetime(str(message["Date"]))
+        write_once(target, payload)
+    except PermissionError as exc:
+        raise PermanentDeliveryError(
+            f"cannot write {target}: check that the outbox folder {outbox_dir} "
+            "is writable by this process (Q2C_OUTBOX_DIR)"
+        ) from exc
+    except OSError as exc:
+        raise TransientDeliveryError(
+            f"writing {target} failed ({exc.strerror or exc}): check free disk space "
+            f"and that {outbox_dir} is mounted"
+        ) from exc
+    return target
+
+
+def utc_date_of(date_header: object) -> dt.date:
+    """The UTC day of a Date header; today when the header is missing or unreadable."""
+    try:
+        sent = parsedate_to_datetime(str(date_header))
     except (TypeError, ValueError):
         return dt.datetime.now(dt.UTC).date()
     if sent.tzinfo is None:
@@ -243,7 +286,7 @@ def _utc_date_of(message: EmailMessage) -> dt.date:
     return sent.astimezone(dt.UTC).date()
 
 
-def _write_once(target: Path, payload: bytes) -> None:
+def write_once(target: Path, payload: bytes) -> None:
     """Write `payload` to `target` atomically; leave an existing `target` untouched."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -271,18 +314,18 @@ def _by_reply_code(
     advice: str,
 ) -> Exception:
     """A 4xx reply is worth retrying later; a 5xx reply will not change by itself."""
-    detail = _reply_text(exc.smtp_code, exc.smtp_error, recipient)
+    detail = reply_text(exc.smtp_code, exc.smtp_error, recipient)
     if 400 <= exc.smtp_code < 500:
         return TransientDeliveryError(f"{deferred} ({detail})")
     return PermanentDeliveryError(f"{refused} ({detail}): {advice}")
 
 
-def _reply_text(code: int, reply: bytes | str, recipient: str) -> str:
+def reply_text(code: int, reply: bytes | str, recipient: str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return scrub_address(f"{code} {text}".strip(), recipient)
 
 
-def _quit_quietly(smtp: smtplib.SMTP) -> None:
+def quit_quietly(smtp: smtplib.SMTP) -> None:
     try:
         smtp.quit()
     except (smtplib.SMTPException, OSError):

@@ -1,0 +1,1054 @@
+"""The delivery outbox: every document goes out once, through the first channel that takes it.
+
+One row per document (an invoice, a credit note) holds its ordered channel plan, say EDI
+then email then portal, and where it stands. The bytes to send for each channel are fixed
+when the document is queued (`outbox_payloads`), so a retry, a resumed run or a second run
+started by mistake sends exactly what was approved and rendered.
+
+How a run works (`Outbox.process`):
+
+- It claims one row at a time in a `BEGIN IMMEDIATE` transaction and marks it `claimed`
+  with a lease, so two processes never take the same row. The send itself happens outside
+  any transaction; the outcome and its audit event commit together afterwards.
+- A `TransientDeliveryError` is retried with exponential backoff inside the run; if it
+  still fails, the row goes back to `failed_retry` with `next_attempt_at`, for the next
+  run. When one channel keeps failing for several invoices in a row, the rest of the run
+  stops trying it and defers its rows, so a mail server that is down does not cost a
+  backoff per invoice.
+- A `PermanentDeliveryError` or `InvalidRecipientError` (or a channel this run has no
+  transport for) fails over to the next channel of the plan at once; with no channel left
+  the row is a `dead_letter`, listed by `dead_letters()` until someone requeues it.
+- A row still `claimed` after its lease expired belongs to a run that died between handing
+  the document over and recording it. Nobody knows whether it went out, so it is sent again
+  with the same attempt key (the same Message-ID, object key or file name) and the audit
+  trail records `resent_in_doubt`.
+
+Exactly once, honestly: the outbox never sends a document twice on its own account, and
+never drops one. The one window it cannot close is a process that dies after the receiver
+accepted a document and before the outbox recorded it; that document is sent again on
+resume with the same idempotency key, so the receiver (a mail server keyed on Message-ID,
+an S3 object, the `.eml` folder) can recognise it, but an SMTP server will see it twice.
+
+Keys: the document key is sha256("q2c-outbox-v1", invoice id, document kind); the attempt
+key of one channel is sha256(document key, channel). Build an email's Message-ID from the
+attempt key (`attempt_key(document_key(invoice_id), EMAIL)`) before queueing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from q2c.delivery import audit
+from q2c.delivery.addresses import mask_address, scrub_address
+from q2c.delivery.envelope import CHANNELS, Channel, ChannelReceipt, Envelope
+from q2c.delivery.errors import (
+    InvalidRecipientError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from q2c.opsdb import connect, ensure_schema, transaction
+
+logger = logging.getLogger(__name__)
+
+QUEUED = "queued"
+CLAIMED = "claimed"
+SENT = "sent"
+FAILED_RETRY = "failed_retry"
+DEAD_LETTER = "dead_letter"
+STATUSES = (QUEUED, CLAIMED, SENT, FAILED_RETRY, DEAD_LETTER)
+# An outcome, not a status: this run sent (or was about to send) a row another run took over.
+LEASE_LOST = "lease_lost"
+
+KEY_VERSION = "q2c-outbox-v1"
+DEFAULT_LEASE_SECONDS = 300.0
+_ENQUEUE_CHUNK = 200
+
+OUTBOX_DDL = f"""
+create table if not exists outbox (
+    document_key text primary key,
+    kind text not null,
+    invoice_id text not null,
+    invoice_number text not null,
+    document_id text not null,
+    account_key text,
+    plan text not null,
+    decision text not null,
+    channel_index integer not null default 0,
+    status text not null check (status in ({", ".join(f"'{s}'" for s in STATUSES)})),
+    attempts integer not null default 0,
+    channel_attempts integer not null default 0,
+    next_attempt_at text,
+    claimed_by text,
+    lease_expires_at text,
+    last_error text,
+    sent_attempt_key text,
+    sent_channel text,
+    sent_at text,
+    receipt_location text,
+    receipt_reference text,
+    queued_at text not null,
+    updated_at text not null,
+    run_id text not null
+);
+create index if not exists outbox_due on outbox (status, next_attempt_at);
+
+create table if not exists outbox_payloads (
+    attempt_key text primary key,
+    document_key text not null references outbox (document_key),
+    position integer not null,
+    channel text not null,
+    recipient text not null,
+    payload blob not null,
+    payload_sha256 text not null,
+    payload_bytes integer not null,
+    filename text not null,
+    content_type text not null,
+    notice blob,
+    sender_id text,
+    headers text not null,
+    unique (document_key, position)
+);
+
+{audit.AUDIT_DDL}
+"""
+
+
+def document_key(invoice_id: str, kind: str = "invoice") -> str:
+    """The outbox key of one document: the same invoice and kind always give the same key."""
+    return _digest(KEY_VERSION, invoice_id.strip(), kind.strip().lower())
+
+
+def attempt_key(doc_key: str, channel: str) -> str:
+    """The idempotency key of one document on one channel (Message-ID, object key, file)."""
+    return _digest(doc_key, channel.strip().lower())
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """What to send on one channel of the plan; the envelope key is the outbox's business.
+
+    Attributes:
+        channel: One of EMAIL, PORTAL, EDI (`q2c.delivery.envelope`).
+        recipient: The address, Peppol participant id or notice address for the channel.
+        payload: The exact bytes (for email the RFC 5322 message whose Message-ID comes
+            from `attempt_key`).
+        filename: The name the payload is stored under.
+        content_type: MIME type of the payload.
+        notice: For the portal, the notification email.
+        sender_id: For EDI, the seller's participant id.
+        headers: Extra envelope headers a channel may use.
+    """
+
+    channel: str
+    recipient: str
+    payload: bytes
+    filename: str
+    content_type: str
+    notice: bytes | None = None
+    sender_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One approved, rendered document and its ordered channel plan.
+
+    `decision` is the channel policy's record of why this plan (chosen, skipped and why);
+    it is stored with the row, and its `skipped` entries become `skipped` audit events.
+    """
+
+    invoice_id: str
+    invoice_number: str
+    document_id: str
+    account_key: str | None
+    plan: tuple[PlannedSend, ...]
+    decision: Mapping[str, object] = field(default_factory=dict)
+    kind: str = "invoice"
+
+    @property
+    def document_key(self) -> str:
+        return document_key(self.invoice_id, self.kind)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one run tries a channel that fails transiently.
+
+    Attributes:
+        max_attempts: Sends per row and channel within one run.
+        base_seconds: The first wait; each further wait doubles, up to `max_seconds`.
+        max_seconds: Cap of one wait, and of the deferral to the next run.
+        give_up_after: Transient failures of one row on one channel, across runs, after
+            which the channel counts as failed for good and the row fails over. None never
+            gives up.
+        trip_after: Rows in a row whose channel exhausted its retries before the run stops
+            trying that channel and defers its remaining rows to the next run.
+        sleep: Waits between attempts; tests pass a recorder.
+    """
+
+    max_attempts: int = 3
+    base_seconds: float = 2.0
+    max_seconds: float = 300.0
+    give_up_after: int | None = 20
+    trip_after: int = 3
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
+
+
+@dataclass
+class EnqueueReport:
+    """Document keys queued now, and those the outbox already had (left untouched)."""
+
+    queued: list[str] = field(default_factory=list)
+    already_known: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one claimed row ended as in this run."""
+
+    document_key: str
+    invoice_number: str
+    status: str
+    channel: str | None
+    attempts: int
+    resent_in_doubt: bool = False
+    failovers: int = 0
+    location: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class OutboxReport:
+    """One `process` call: an outcome per claimed row, and the audit chain head after it."""
+
+    run_id: str
+    worker: str
+    outcomes: list[SendOutcome] = field(default_factory=list)
+    chain_head: tuple[int, str] = (0, audit.GENESIS_HASH)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def sent(self) -> int:
+        return self.count(SENT)
+
+    @property
+    def failed_retry(self) -> int:
+        return self.count(FAILED_RETRY)
+
+    @property
+    def dead_letter(self) -> int:
+        return self.count(DEAD_LETTER)
+
+    @property
+    def resent_in_doubt(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.resent_in_doubt)
+
+    @property
+    def failovers(self) -> int:
+        return sum(outcome.failovers for outcome in self.outcomes)
+
+    def counts(self) -> dict[str, int]:
+        """Counts for run metadata: final statuses plus failovers and in-doubt resends."""
+        return {
+            SENT: self.sent, FAILED_RETRY: self.failed_retry, DEAD_LETTER: self.dead_letter,
+            "lease_lost": self.count(LEASE_LOST), "failovers": self.failovers,
+            "resent_in_doubt": self.resent_in_doubt,
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A document no channel of its plan would take."""
+
+    document_key: str
+    invoice_id: str
+    invoice_number: str
+    account_key: str | None
+    plan: tuple[str, ...]
+    attempts: int
+    last_error: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class _Claim:
+    document_key: str
+    invoice_id: str
+    invoice_number: str
+    document_id: str
+    plan: tuple[str, ...]
+    channel_index: int
+    channel_attempts: int
+    in_doubt: bool
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One stored payload row, as an envelope plus its integrity check."""
+
+    envelope: Envelope
+    position: int
+    payload_sha256: str
+
+
+@dataclass(frozen=True)
+class _Result:
+    """How one channel ended for a row: sent, retry later, or failed for good."""
+
+    kind: str  # "sent", "retry", "permanent", "lost"
+    receipt: ChannelReceipt | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+class _Breaker:
+    """Counts rows in a row whose channel exhausted its retries; trips at a threshold."""
+
+    def __init__(self, trip_after: int) -> None:
+        self.trip_after = max(trip_after, 1)
+        self.failures: dict[str, int] = {}
+
+    def is_open(self, channel: str) -> bool:
+        return self.failures.get(channel, 0) >= self.trip_after
+
+    def failed(self, channel: str) -> None:
+        self.failures[channel] = self.failures.get(channel, 0) + 1
+
+    def worked(self, channel: str) -> None:
+        self.failures[channel] = 0
+
+
+class Outbox:
+    """The outbox in the operational store at `store_path` (`Settings.ops_store`).
+
+    Args:
+        store_path: The SQLite file; created with its tables when missing.
+        lease_seconds: How long a claim lasts without being renewed (each attempt renews
+            it). Keep it well above the slowest send plus the in-run backoff: a run that
+            outlives its lease can be taken over and the document sent twice.
+        clock: Returns the current time (timezone-aware); tests pin it.
+    """
+
+    def __init__(
+        self,
+        store_path: Path,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.store_path = Path(store_path)
+        self.lease_seconds = lease_seconds
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        with connect(self.store_path) as conn:
+            ensure_schema(conn, OUTBOX_DDL)
+
+    # -- queueing ---------------------------------------------------------------------
+
+    def enqueue(self, items: Iterable[OutboxItem], run_id: str) -> EnqueueReport:
+        """Queue documents; a document already in the outbox is left exactly as it is.
+
+        The payload of a known document is never replaced: what was approved and rendered
+        first is what goes out. A changed document is a new document (a credit note and a
+        new invoice), never an edit of a queued one.
+
+        Raises:
+            ValueError: An item's plan is empty, names an unknown channel or one twice.
+        """
+        items = list(items)
+        for item in items:
+            _check_item(item)
+        report = EnqueueReport()
+        with connect(self.store_path) as conn:
+            for start in range(0, len(items), _ENQUEUE_CHUNK):
+                with transaction(conn):
+                    for item in items[start:start + _ENQUEUE_CHUNK]:
+                        if self._insert_item(conn, item, run_id):
+                            report.queued.append(item.document_key)
+                        else:
+                            report.already_known.append(item.document_key)
+        logger.info("outbox: %d documents queued, %d already known", len(report.queued),
+                    len(report.already_known))
+        return report
+
+    def _insert_item(self, conn: sqlite3.Connection, item: OutboxItem, run_id: str) -> bool:
+        key = item.document_key
+        if conn.execute("select 1 from outbox where document_key = ?", (key,)).fetchone():
+            logger.debug("invoice %s already in the outbox; not queued again",
+                         item.invoice_number)
+            return False
+        now = self._stamp()
+        plan = [send.channel for send in item.plan]
+        conn.execute(
+            """
+            insert into outbox (document_key, kind, invoice_id, invoice_number, document_id,
+                account_key, plan, decision, status, queued_at, updated_at, run_id)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (key, item.kind, item.invoice_id, item.invoice_number, item.document_id,
+             item.account_key, json.dumps(plan),
+             json.dumps(item.decision, sort_keys=True, default=str), QUEUED, now, now, run_id),
+        )
+        for position, send in enumerate(item.plan):
+            conn.execute(
+                """
+                insert into outbox_payloads (attempt_key, document_key, position, channel,
+                    recipient, payload, payload_sha256, payload_bytes, filename,
+                    content_type, notice, sender_id, headers)
+                values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (attempt_key(key, send.channel), key, position, send.channel, send.recipient,
+                 send.payload, hashlib.sha256(send.payload).hexdigest(), len(send.payload),
+                 send.filename, send.content_type, send.notice, send.sender_id,
+                 json.dumps(dict(send.headers), sort_keys=True)),
+            )
+        event = _EventWriter(conn, key, item.invoice_id, item.invoice_number, run_id, now)
+        event(audit.QUEUED, f"plan {' -> '.join(plan)}")
+        for channel, reason in _skipped_channels(item.decision):
+            event(audit.SKIPPED, reason, channel=channel)
+        return True
+
+    # -- sending ----------------------------------------------------------------------
+
+    def process(
+        self,
+        channels: Mapping[str, Channel],
+        run_id: str,
+        *,
+        retry: RetryPolicy | None = None,
+        limit: int | None = None,
+    ) -> OutboxReport:
+        """Deliver due rows until none is left (or `limit` rows were claimed).
+
+        Args:
+            channels: The transport for each plan channel, e.g. {"email": SmtpTransport}.
+                A plan channel missing here fails over, with a message saying so.
+            run_id: Recorded on every event (the Dagster run id).
+            retry: Backoff and give-up rules; RetryPolicy() when omitted.
+            limit: Claim at most this many rows.
+        """
+        retry = retry or RetryPolicy()
+        worker = f"{run_id}/{os.getpid()}/{secrets.token_hex(4)}"
+        report = OutboxReport(run_id=run_id, worker=worker)
+        breaker = _Breaker(retry.trip_after)
+        with connect(self.store_path) as conn:
+            while limit is None or len(report.outcomes) < limit:
+                claim = self._claim(conn, worker, run_id)
+                if claim is None:
+                    break
+                outcome = self._deliver(conn, claim, channels, worker, run_id, retry, breaker)
+                report.outcomes.append(outcome)
+            report.chain_head = audit.chain_head(conn)
+        logger.info("outbox run %s: %s", run_id, report.counts())
+        return report
+
+    def _claim(self, conn: sqlite3.Connection, worker: str, run_id: str) -> _Claim | None:
+        """Take the next due row under a lease, or None when nothing is due.
+
+        Due: queued or failed_retry whose next attempt time has come, and not already
+        handled by this worker (a row deferred in this run waits for the next run); or
+        claimed by someone whose lease has expired (in doubt).
+        """
+        now = self._stamp()
+        with transaction(conn):
+            row = conn.execute(
+                """
+                select * from outbox
+                where (status in (?, ?) and coalesce(next_attempt_at, '') <= ?
+                       and coalesce(claimed_by, '') <> ?)
+                   or (status = ? and lease_expires_at <= ? and claimed_by <> ?)
+                order by coalesce(next_attempt_at, queued_at), queued_at, document_key
+                limit 1
+                """,
+                (QUEUED, FAILED_RETRY, now, worker, CLAIMED, now, worker),
+            ).fetchone()
+            if row is None:
+                return None
+            claim = replace(_claim_of(row), in_doubt=row["status"] == CLAIMED)
+            conn.execute(
+                """
+                update outbox set status = ?, claimed_by = ?, lease_expires_at = ?,
+                    updated_at = ?, run_id = ?
+                where document_key = ?
+                """,
+                (CLAIMED, worker, self._stamp(self.lease_seconds), now, run_id,
+                 claim.document_key),
+            )
+            channel = claim.plan[claim.channel_index]
+            event = self._events(conn, claim, run_id)
+            if claim.in_doubt:
+                event(audit.RESENT_IN_DOUBT,
+                      f"run {row['claimed_by']} claimed it and stopped before recording the "
+                      f"outcome (lease expired {row['lease_expires_at']}); sending again "
+                      "with the same key", channel=channel)
+                logger.warning("invoice %s was left in doubt by %s; sending again with the "
+                               "same key", claim.invoice_number, row["claimed_by"])
+            else:
+                event(audit.CLAIMED, f"by {worker}", channel=channel)
+        return claim
+
+    def _deliver(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        channels: Mapping[str, Channel],
+        worker: str,
+        run_id: str,
+        retry: RetryPolicy,
+        breaker: _Breaker,
+    ) -> SendOutcome:
+        """Walk the plan from the row's current channel until one takes the document."""
+        index, channel_attempts, attempts, failovers = (
+            claim.channel_index, claim.channel_attempts, 0, 0,
+        )
+        while True:
+            stored = self._stored(conn, claim.document_key, index)
+            result = self._try_channel(
+                conn, claim, stored, channels.get(stored.envelope.channel), worker, run_id,
+                retry, breaker, channel_attempts,
+            )
+            attempts += result.attempts
+            outcome = _outcome_factory(claim, stored, attempts, failovers)
+            if result.kind == "lost":
+                return outcome(LEASE_LOST, error=result.error)
+            if result.kind == "sent":
+                owned = self._record_sent(conn, claim, stored, result.receipt, worker, run_id)
+                location = result.receipt.location if result.receipt else None
+                return outcome(SENT if owned else LEASE_LOST, location=location)
+            if result.kind == "retry":
+                owned = self._record_retry(conn, claim, stored, result.error, worker, run_id,
+                                           retry, channel_attempts + result.attempts)
+                return outcome(FAILED_RETRY if owned else LEASE_LOST, error=result.error)
+            if index + 1 < len(claim.plan):
+                if not self._record_failover(conn, claim, stored, index + 1, result.error,
+                                             worker, run_id):
+                    return outcome(LEASE_LOST, error=result.error)
+                index, channel_attempts, failovers = index + 1, 0, failovers + 1
+                continue
+            owned = self._record_dead_letter(conn, claim, stored, result.error, worker, run_id)
+            return outcome(DEAD_LETTER if owned else LEASE_LOST, error=result.error)
+
+    def _try_channel(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        stored: _Stored,
+        channel: Channel | None,
+        worker: str,
+        run_id: str,
+        retry: RetryPolicy,
+        breaker: _Breaker,
+        channel_attempts: int,
+    ) -> _Result:
+        """Send on one channel with in-run retries; say how it ended."""
+        envelope = stored.envelope
+        if channel is None:
+            return _Result("permanent", error=(
+                f"no transport for channel '{envelope.channel}' is configured in this run: "
+                "configure it (see the delivery settings) or take it out of the customer's "
+                "channel policy"
+            ))
+        if hashlib.sha256(envelope.payload).hexdigest() != stored.payload_sha256:
+            return _Result("permanent", error=(
+                f"the stored {envelope.channel} payload of invoice {envelope.invoice_number} "
+                "no longer matches its sha256: the store was changed outside q2c; render "
+                "and queue the document again as a new document"
+            ))
+        if breaker.is_open(envelope.channel):
+            return _Result("retry", error=(
+                f"not tried: channel {envelope.channel} ({channel.name}) failed for "
+                f"{breaker.trip_after} invoices in a row in this run"
+            ))
+        attempt = 0
+        while True:
+            attempt += 1
+            if not self._renew_lease(conn, claim.document_key, worker):
+                return _Result("lost", attempts=attempt - 1, error=(
+                    "the lease expired and another run took the row over before sending"
+                ))
+            try:
+                receipt = channel.send(envelope)
+            except TransientDeliveryError as exc:
+                error = _scrubbed(exc, envelope)
+                failures = channel_attempts + attempt
+                if retry.give_up_after is not None and failures >= retry.give_up_after:
+                    breaker.failed(envelope.channel)
+                    return _Result("permanent", attempts=attempt, error=(
+                        f"gave up on {envelope.channel} after {failures} transient failures: "
+                        f"{error}"
+                    ))
+                if attempt >= retry.max_attempts:
+                    breaker.failed(envelope.channel)
+                    return _Result("retry", attempts=attempt, error=error)
+                delay = retry.delay(attempt)
+                self._event_now(conn, claim, run_id, audit.RETRY_SCHEDULED,
+                                f"attempt {attempt} of {retry.max_attempts} via "
+                                f"{channel.name} failed, next in {delay:g}s: {error}",
+                                channel=envelope.channel)
+                logger.warning("invoice %s: attempt %d of %d via %s failed, next in %gs: %s",
+                               envelope.invoice_number, attempt, retry.max_attempts,
+                               channel.name, delay, error)
+                retry.sleep(delay)
+                continue
+            except (PermanentDeliveryError, InvalidRecipientError) as exc:
+                return _Result("permanent", attempts=attempt, error=_scrubbed(exc, envelope))
+            except Exception as exc:  # a channel bug must not stop the other invoices
+                logger.exception("invoice %s: channel %s raised an unexpected error",
+                                 envelope.invoice_number, channel.name)
+                breaker.failed(envelope.channel)
+                return _Result("retry", attempts=attempt, error=(
+                    f"unexpected {type(exc).__name__} from {channel.name}: "
+                    f"{_scrubbed(exc, envelope)}; report it with the run log"
+                ))
+            breaker.worked(envelope.channel)
+            return _Result("sent", receipt=receipt, attempts=attempt)
+
+    def _renew_lease(self, conn: sqlite3.Connection, doc_key: str, worker: str) -> bool:
+        """Extend our lease and count an attempt; False when another run holds the row."""
+        with transaction(conn):
+            cursor = conn.execute(
+                """
+                update outbox set lease_expires_at = ?, attempts = attempts + 1,
+                    channel_attempts = channel_attempts + 1, updated_at = ?
+                where document_key = ? and status = ? and claimed_by = ?
+                """,
+                (self._stamp(self.lease_seconds), self._stamp(), doc_key, CLAIMED, worker),
+            )
+        return cursor.rowcount == 1
+
+    # -- recording outcomes ---------------------------------------------------------
+
+    def _record_sent(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        stored: _Stored,
+        receipt: ChannelReceipt | None,
+        worker: str,
+        run_id: str,
+    ) -> bool:
+        """Mark the row sent; False when another run took it over meanwhile.
+
+        The `sent` event is recorded either way: the document did go out.
+        """
+        envelope = stored.envelope
+        location = receipt.location if receipt else ""
+        reference = receipt.reference if receipt else ""
+        now = self._stamp()
+        with transaction(conn):
+            cursor = conn.execute(
+                """
+                update outbox set status = ?, sent_attempt_key = ?, sent_channel = ?,
+                    sent_at = ?, receipt_location = ?, receipt_reference = ?,
+                    lease_expires_at = null, next_attempt_at = null, last_error = null,
+                    channel_index = ?, updated_at = ?
+                where document_key = ? and status = ? and claimed_by = ?
+                """,
+                (SENT, envelope.key, envelope.channel, now, location, reference,
+                 stored.position, now, claim.document_key, CLAIMED, worker),
+            )
+            owned = cursor.rowcount == 1
+            event = self._events(conn, claim, run_id)
+            event(audit.SENT,
+                  f"via {envelope.channel} to {_masked(envelope)}" + (
+                      "" if owned else "; recorded after another run took the row over "
+                      "because this run's lease had expired"),
+                  channel=envelope.channel, location=location, reference=reference)
+        if not owned:
+            logger.error("invoice %s was sent after this run lost its lease; another run may "
+                         "send it too: raise the outbox lease", claim.invoice_number)
+            return False
+        logger.info("invoice %s sent via %s to %s", claim.invoice_number, envelope.channel,
+                    _masked(envelope))
+        return True
+
+    def _record_retry(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        stored: _Stored,
+        error: str | None,
+        worker: str,
+        run_id: str,
+        retry: RetryPolicy,
+        failures: int,
+    ) -> bool:
+        """Hand the row back for a later run; False when another run took it over."""
+        delay = retry.delay(max(failures, 1))
+        next_at = self._stamp(delay)
+        with transaction(conn):
+            cursor = conn.execute(
+                """
+                update outbox set status = ?, next_attempt_at = ?, lease_expires_at = null,
+                    last_error = ?, updated_at = ?
+                where document_key = ? and status = ? and claimed_by = ?
+                """,
+                (FAILED_RETRY, next_at, error, self._stamp(), claim.document_key, CLAIMED,
+                 worker),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._events(conn, claim, run_id)(
+                audit.RETRY_SCHEDULED, f"{error}; next try in a run after {next_at}",
+                channel=stored.envelope.channel,
+            )
+        logger.warning("invoice %s not delivered via %s in this run, retried by a later "
+                       "run: %s", claim.invoice_number, stored.envelope.channel, error)
+        return True
+
+    def _record_failover(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        stored: _Stored,
+        next_index: int,
+        error: str | None,
+        worker: str,
+        run_id: str,
+    ) -> bool:
+        next_channel = claim.plan[next_index]
+        with transaction(conn):
+            cursor = conn.execute(
+                """
+                update outbox set channel_index = ?, channel_attempts = 0, last_error = ?,
+                    lease_expires_at = ?, updated_at = ?
+                where document_key = ? and status = ? and claimed_by = ?
+                """,
+                (next_index, error, self._stamp(self.lease_seconds), self._stamp(),
+                 claim.document_key, CLAIMED, worker),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._events(conn, claim, run_id)(
+                audit.FAILED_OVER, f"{stored.envelope.channel} -> {next_channel}: {error}",
+                channel=stored.envelope.channel,
+            )
+        logger.warning("invoice %s failed over from %s to %s: %s", claim.invoice_number,
+                       stored.envelope.channel, next_channel, error)
+        return True
+
+    def _record_dead_letter(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        stored: _Stored,
+        error: str | None,
+        worker: str,
+        run_id: str,
+    ) -> bool:
+        """Park the row as a dead letter; False when another run took it over."""
+        with transaction(conn):
+            cursor = conn.execute(
+                """
+                update outbox set status = ?, lease_expires_at = null, last_error = ?,
+                    updated_at = ?
+                where document_key = ? and status = ? and claimed_by = ?
+                """,
+                (DEAD_LETTER, error, self._stamp(), claim.document_key, CLAIMED, worker),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._events(conn, claim, run_id)(
+                audit.DEAD_LETTER,
+                f"every channel of the plan ({' -> '.join(claim.plan)}) failed; last: {error}",
+                channel=stored.envelope.channel,
+            )
+        logger.error("invoice %s is a dead letter: no channel of %s took it; last error: %s",
+                     claim.invoice_number, " -> ".join(claim.plan), error)
+        return True
+
+    # -- bounces and dead letters ------------------------------------------------
+
+    def record_bounce(self, attempt_key: str, diagnostic: str, run_id: str) -> bool:
+        """Record a bounce (a DSN, a rejected e-invoice) for a sent attempt.
+
+        The row re-opens on the next channel of its plan (events `bounced`, `failed_over`)
+        or becomes a dead letter. A bounce already recorded for the same send is ignored,
+        so reading the same notification twice changes nothing.
+
+        Returns:
+            False when the attempt key is unknown; True otherwise.
+        """
+        with connect(self.store_path) as conn, transaction(conn):
+            send = conn.execute(
+                "select document_key, position, channel, recipient from outbox_payloads "
+                "where attempt_key = ?", (attempt_key,),
+            ).fetchone()
+            if send is None:
+                logger.warning("bounce for unknown outbox attempt %s ignored", attempt_key)
+                return False
+            row = conn.execute("select * from outbox where document_key = ?",
+                               (send["document_key"],)).fetchone()
+            last = conn.execute(
+                "select event from delivery_events where attempt_key = ? and event in (?, ?) "
+                "order by seq desc limit 1", (attempt_key, audit.SENT, audit.BOUNCED),
+            ).fetchone()
+            if last is not None and last["event"] == audit.BOUNCED:
+                logger.info("bounce for invoice %s via %s already recorded",
+                            row["invoice_number"], send["channel"])
+                return True
+            claim = _claim_of(row)
+            event = self._events(conn, claim, run_id, attempt=attempt_key)
+            text = scrub_address(diagnostic.strip(), send["recipient"]) or "no diagnostic"
+            event(audit.BOUNCED, text, channel=send["channel"])
+            if last is None or row["status"] != SENT or row["sent_attempt_key"] != attempt_key:
+                logger.warning("bounce for invoice %s via %s recorded; the row is %s, so "
+                               "nothing else changes", row["invoice_number"], send["channel"],
+                               row["status"])
+                return True
+            self._reopen_after_bounce(conn, claim, send, text, run_id)
+        return True
+
+    def _reopen_after_bounce(
+        self, conn: sqlite3.Connection, claim: _Claim, send: sqlite3.Row, text: str,
+        run_id: str,
+    ) -> None:
+        next_index = send["position"] + 1
+        error = f"bounced: {text}"
+        event = self._events(conn, claim, run_id)
+        clear_sent = """sent_attempt_key = null, sent_channel = null, sent_at = null,
+            receipt_location = null, receipt_reference = null, claimed_by = null,
+            next_attempt_at = null, lease_expires_at = null"""
+        if next_index < len(claim.plan):
+            conn.execute(
+                f"""
+                update outbox set status = ?, channel_index = ?, channel_attempts = 0,
+                    last_error = ?, updated_at = ?, {clear_sent}
+                where document_key = ?
+                """,
+                (QUEUED, next_index, error, self._stamp(), claim.document_key),
+            )
+            event(audit.FAILED_OVER, f"{send['channel']} -> {claim.plan[next_index]}: {error}",
+                  channel=send["channel"])
+            logger.warning("invoice %s bounced on %s; it goes out via %s next",
+                           claim.invoice_number, send["channel"], claim.plan[next_index])
+            return
+        conn.execute(
+            f"""
+            update outbox set status = ?, last_error = ?, updated_at = ?, {clear_sent}
+            where document_key = ?
+            """,
+            (DEAD_LETTER, error, self._stamp(), claim.document_key),
+        )
+        event(audit.DEAD_LETTER,
+              f"bounced on the last channel of the plan ({' -> '.join(claim.plan)}): {text}",
+              channel=send["channel"])
+        logger.error("invoice %s bounced on its last channel %s; it is a dead letter",
+                     claim.invoice_number, send["channel"])
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Documents no channel took, oldest first."""
+        with connect(self.store_path) as conn:
+            rows = conn.execute(
+                "select * from outbox where status = ? order by updated_at, invoice_number",
+                (DEAD_LETTER,),
+            ).fetchall()
+        return [
+            DeadLetter(
+                document_key=row["document_key"], invoice_id=row["invoice_id"],
+                invoice_number=row["invoice_number"], account_key=row["account_key"],
+                plan=tuple(json.loads(row["plan"])), attempts=row["attempts"],
+                last_error=row["last_error"], updated_at=row["updated_at"],
+            )
+            for row in rows
+        ]
+
+    def requeue_dead_letter(self, doc_key: str, by: str, reason: str) -> None:
+        """Send a dead letter again from the first channel of its plan, after a fix.
+
+        The payloads stay as queued; fix what made the channels refuse (a relay setting, a
+        receiver's access point), not the document.
+
+        Raises:
+            ValueError: `by` or `reason` is empty, or the document is not a dead letter.
+            LookupError: No document has this key.
+        """
+        if not by.strip() or not reason.strip():
+            raise ValueError("requeueing a dead letter needs who (by) and why (reason)")
+        with connect(self.store_path) as conn, transaction(conn):
+            row = conn.execute("select * from outbox where document_key = ?",
+                               (doc_key,)).fetchone()
+            if row is None:
+                raise LookupError(f"no document {doc_key} in the outbox: list dead letters "
+                                  "to find the key")
+            if row["status"] != DEAD_LETTER:
+                raise ValueError(f"invoice {row['invoice_number']} is {row['status']}, not a "
+                                 "dead letter; only dead letters are requeued")
+            claim = _claim_of(row)
+            conn.execute(
+                """
+                update outbox set status = ?, channel_index = 0, channel_attempts = 0,
+                    next_attempt_at = null, claimed_by = null, lease_expires_at = null,
+                    updated_at = ?
+                where document_key = ?
+                """,
+                (QUEUED, self._stamp(), doc_key),
+            )
+            self._events(conn, claim, f"manual:{by.strip()}")(
+                audit.REQUEUED, f"by {by.strip()}: {reason.strip()}", channel=claim.plan[0],
+            )
+        logger.info("invoice %s requeued by %s: %s", row["invoice_number"], by, reason)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def status_counts(self) -> dict[str, int]:
+        """Rows per status, every status present."""
+        with connect(self.store_path) as conn:
+            rows = conn.execute("select status, count(*) from outbox group by status")
+            counts = dict(rows.fetchall())
+        return {status: counts.get(status, 0) for status in STATUSES}
+
+    def events(self, doc_key: str | None = None) -> list[audit.AuditEvent]:
+        """The audit trail in order, or one document's part of it."""
+        with connect(self.store_path) as conn:
+            return audit.read_events(conn, doc_key)
+
+    def verify(self, known_head: tuple[int, str] | None = None) -> list[str]:
+        """Problems in the audit chain (empty when intact); see `audit.verify_chain`."""
+        with connect(self.store_path) as conn:
+            return audit.verify_chain(conn, known_head)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _stored(self, conn: sqlite3.Connection, doc_key: str, position: int) -> _Stored:
+        row = conn.execute(
+            """
+            select payloads.*, outbox.invoice_id, outbox.invoice_number, outbox.document_id
+            from outbox_payloads as payloads
+            join outbox on outbox.document_key = payloads.document_key
+            where payloads.document_key = ? and payloads.position = ?
+            """,
+            (doc_key, position),
+        ).fetchone()
+        envelope = Envelope(
+            key=row["attempt_key"], invoice_id=row["invoice_id"],
+            invoice_number=row["invoice_number"], document_id=row["document_id"],
+            channel=row["channel"], recipient=row["recipient"], payload=bytes(row["payload"]),
+            filename=row["filename"], content_type=row["content_type"],
+            notice=None if row["notice"] is None else bytes(row["notice"]),
+            sender_id=row["sender_id"], headers=json.loads(row["headers"]),
+        )
+        return _Stored(envelope, row["position"], row["payload_sha256"])
+
+    def _events(
+        self, conn: sqlite3.Connection, claim: _Claim, run_id: str, attempt: str | None = None
+    ) -> _EventWriter:
+        return _EventWriter(conn, claim.document_key, claim.invoice_id, claim.invoice_number,
+                            run_id, self._stamp(), attempt)
+
+    def _event_now(self, conn: sqlite3.Connection, claim: _Claim, run_id: str, event: str,
+                   detail: str, *, channel: str) -> None:
+        with transaction(conn):
+            self._events(conn, claim, run_id)(event, detail, channel=channel)
+
+    def _stamp(self, plus_seconds: float = 0.0) -> str:
+        """Now (plus an offset) as sortable UTC text, the store's timestamp format."""
+        moment = self._clock() + dt.timedelta(seconds=plus_seconds)
+        return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _EventWriter:
+    """Appends events of one document; the attempt key follows the channel by default."""
+
+    def __init__(self, conn: sqlite3.Connection, doc_key: str, invoice_id: str,
+                 invoice_number: str, run_id: str, occurred_at: str,
+                 attempt: str | None = None) -> None:
+        self.conn, self.doc_key, self.attempt = conn, doc_key, attempt
+        self.invoice_id, self.invoice_number = invoice_id, invoice_number
+        self.run_id, self.occurred_at = run_id, occurred_at
+
+    def __call__(self, event: str, detail: str, *, channel: str | None = None,
+                 attempt: str | None = None, location: str | None = None,
+                 reference: str | None = None) -> None:
+        key = attempt or self.attempt or (attempt_key(self.doc_key, channel)
+                                          if channel and event != audit.SKIPPED else None)
+        audit.append_event(
+            self.conn, document_key=self.doc_key, invoice_id=self.invoice_id,
+            invoice_number=self.invoice_number, event=event, run_id=self.run_id,
+            occurred_at=self.occurred_at, detail=detail, attempt_key=key, channel=channel,
+            location=location, reference=reference,
+        )
+
+
+def _check_item(item: OutboxItem) -> None:
+    channels = [send.channel for send in item.plan]
+    if not channels:
+        raise ValueError(f"invoice {item.invoice_number} has an empty channel plan: the "
+                         "channel policy must name at least one channel")
+    unknown = sorted(set(channels) - set(CHANNELS))
+    if unknown:
+        raise ValueError(f"invoice {item.invoice_number} plans unknown channel(s) "
+                         f"{', '.join(unknown)}: use {', '.join(CHANNELS)}")
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"invoice {item.invoice_number} plans a channel twice "
+                         f"({' -> '.join(channels)}): each channel once, in failover order")
+    for send in item.plan:
+        if not send.payload:
+            raise ValueError(f"invoice {item.invoice_number} has an empty {send.channel} "
+                             "payload: queue the rendered document's bytes")
+
+
+def _skipped_channels(decision: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The policy's skipped channels as (channel, reason): a mapping or a list of either
+    {"channel", "reason"} mappings or bare channel names."""
+    skipped = decision.get("skipped") if isinstance(decision, Mapping) else None
+    if isinstance(skipped, Mapping):
+        return [(str(channel), str(reason)) for channel, reason in skipped.items()]
+    if isinstance(skipped, list | tuple):
+        pairs = []
+        for entry in skipped:
+            if isinstance(entry, Mapping):
+                pairs.append((str(entry.get("channel", "")), str(entry.get("reason", ""))))
+            else:
+                pairs.append((str(entry), ""))
+        return pairs
+    return []
+
+
+def _claim_of(row: sqlite3.Row) -> _Claim:
+    return _Claim(
+        document_key=row["document_key"], invoice_id=row["invoice_id"],
+        invoice_number=row["invoice_number"], document_id=row["document_id"],
+        plan=tuple(json.loads(row["plan"])), channel_index=row["channel_index"],
+        channel_attempts=row["channel_attempts"], in_doubt=False,
+    )
+
+
+def _outcome_factory(claim: _Claim, stored: _Stored, attempts: int, failovers: int):
+    def outcome(status: str, *, location: str | None = None,
+                error: str | None = None) -> SendOutcome:
+        return SendOutcome(
+            document_key=claim.document_key, invoice_number=claim.invoice_number,
+            status=status, channel=stored.envelope.channel, attempts=attempts,
+            resent_in_doubt=claim.in_doubt, failovers=failovers, location=location,
+            error=error,
+        )
+    return outcome
+
+
+def _scrubbed(exc: BaseException, envelope: Envelope) -> str:
+    return scrub_address(str(exc), envelope.recipient)
+
+
+def _masked(envelope: Envelope) -> str:
+    """Email addresses masked for logs and events; participant ids are not personal."""
+    return mask_address(envelope.recipient) if "@" in envelope.recipient else envelope.recipient
