@@ -1,68 +1,203 @@
-"""Delivery: invoice PDFs emailed once each, through the delivery ledger."""
+"""Delivery: the review gate, then the outbox that sends each invoice once along its channels.
 
+`review_queue` screens tonight's due invoices with the review policy and exports the queue;
+`outbox` queues the approved ones with every channel's bytes, reads bounces, delivers
+exactly once with failover, and exports the outbox and its audit trail for the dbt marts.
+"""
+
+
+import datetime as dt
 
 import dagster as dg
 
-from assets.documents import DOCUMENTS_KEY
+from assets.documents import DOCUMENTS_KEY, EINVOICES_KEY
 from orchestration.resources import Q2CSettings
+from q2c import opsdb
 from q2c.content.registry import load_registry
-from q2c.delivery import deliver
+from q2c.delivery.bounces import read_bounces
+from q2c.delivery.envelope import PORTAL
+from q2c.delivery.export import export_deliveries
+from q2c.delivery.outbox import Outbox, RetryPolicy
+from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import input_hash
 from q2c.documents.render import resolve_content
-from q2c.invoice_mail import (
-    delivery_requests,
-    mail_channel,
-    select_invoices_to_email,
-    stored_documents,
-)
+from q2c.einvoice_documents import stored_einvoices
+from q2c.invoice_delivery import build_items, delivery_channels, select_due
+from q2c.invoice_mail import stored_documents
+from q2c.review import ReviewQueue, export_review
+from q2c.review import load_policy as load_review_policy
+from q2c.review.candidates import load_candidates
 from q2c.warehouse import connect
 from quality.runner import held_invoice_ids
 
+REVIEW_QUEUE_KEY = dg.AssetKey(["q2c_ops", "review_queue"])
+REVIEW_DECISIONS_KEY = dg.AssetKey(["q2c_ops", "review_decisions"])
+OUTBOX_KEY = dg.AssetKey(["q2c_ops", "outbox"])
+OUTBOX_PAYLOADS_KEY = dg.AssetKey(["q2c_ops", "outbox_payloads"])
+DELIVERY_EVENTS_KEY = dg.AssetKey(["q2c_ops", "delivery_events"])
 
-@dg.asset(
-    key=dg.AssetKey(["delivery", "invoice_emails"]),
+
+def _queued_keys(settings) -> set[str]:
+    with opsdb.connect(settings.ops_store) as store:
+        Outbox(settings.ops_store)  # creates the tables on first use
+        return {row[0] for row in store.execute("select document_key from outbox")}
+
+
+def _due(settings, conn):
+    return select_due(conn, held_invoice_ids(conn), _queued_keys(settings),
+                      load_channel_policy(settings.delivery_policy_file), settings.run_date)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(REVIEW_QUEUE_KEY, deps=[DOCUMENTS_KEY, EINVOICES_KEY],
+                     description="Invoices waiting for a person's approval (`q2c review`)."),
+        dg.AssetSpec(REVIEW_DECISIONS_KEY, deps=[DOCUMENTS_KEY, EINVOICES_KEY],
+                     description="Who approved or rejected which invoice, when and why."),
+    ],
     group_name="delivery",
-    kinds={"email"},
-    deps=[DOCUMENTS_KEY],
+    can_subset=False,
 )
-def invoice_emails(context: dg.AssetExecutionContext, q2c: Q2CSettings):
-    """Invoice emails (HTML and text body from governed templates, the PDF attached).
+def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
+    """Screen the invoices due tonight with the review policy and export the queue.
 
-    Every send goes through `q2c_ops.delivery_ledger` keyed by invoice, channel and
-    recipient, so a rerun or a retried step never emails an invoice twice.
+    An invoice the policy marks (a large amount, a customer's first invoice, a customer on
+    hold) waits here until `q2c review approve` releases it; the outbox asks the same queue.
     """
     settings = q2c.load()
-    channel = mail_channel(settings)
-    content = load_registry(settings.content_dir)
-
-    used = resolve_content(content)
+    policy = load_review_policy(settings.review_policy_file)
+    queue = ReviewQueue(settings.ops_store)
     with connect(settings.warehouse_path) as conn:
-        selection = select_invoices_to_email(conn, held_invoice_ids(conn))
-        batch = load_invoice_batch(conn, [c.invoice_id for c in selection.due], settings.seller)
+        due = _due(settings, conn).due
+        candidates = load_candidates(conn, policy, [invoice.invoice_id for invoice in due])
+        gate = queue.screen(candidates, policy)
+        with opsdb.connect(settings.ops_store) as store:
+            exported = export_review(store, conn)
+
+    now = dt.datetime.now(dt.UTC)
+    pending = queue.pending()
+    breached = [item.invoice_number for item in pending if item.is_sla_breached(now)]
+    context.log.info(
+        "review: %d due invoices screened, %d may go, %d wait for approval, %d rejected",
+        len(candidates), len(gate.allowed), len(gate.waiting), len(gate.rejected),
+    )
+    metadata = {
+        "screened": len(candidates), "released": len(gate.allowed),
+        "waiting_for_approval": len(gate.waiting), "rejected": len(gate.rejected),
+        "pending_total": len(pending), "sla_breached": len(breached),
+        "sla_breached_invoices": dg.MetadataValue.json(breached[:50]),
+        "policy": f"{policy.source} v{policy.version}",
+    }
+    yield dg.MaterializeResult(asset_key=REVIEW_QUEUE_KEY, metadata={
+        **metadata, "dagster/row_count": exported.queue_rows,
+    })
+    yield dg.MaterializeResult(asset_key=REVIEW_DECISIONS_KEY, metadata={
+        "dagster/row_count": exported.decision_rows,
+    })
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(OUTBOX_KEY, deps=[REVIEW_QUEUE_KEY, DOCUMENTS_KEY, EINVOICES_KEY],
+                     kinds={"email"},
+                     description="One row per invoice document to deliver and its state."),
+        dg.AssetSpec(OUTBOX_PAYLOADS_KEY, deps=[REVIEW_QUEUE_KEY],
+                     description="What each channel of each plan sends (no payload bytes)."),
+        dg.AssetSpec(DELIVERY_EVENTS_KEY, deps=[REVIEW_QUEUE_KEY],
+                     description="The append-only, hash-chained delivery audit trail."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("no_dead_letters", asset=OUTBOX_KEY,
+                          description="No invoice exhausted every channel of its plan."),
+        dg.AssetCheckSpec("audit_chain_intact", asset=DELIVERY_EVENTS_KEY,
+                          description="Every delivery event still hashes to the next."),
+    ],
+    group_name="delivery",
+    can_subset=False,
+)
+def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
+    """Queue tonight's approved invoices along their channel plans and deliver them.
+
+    Each invoice is keyed by its document, so a rerun, a retried step or a second run at
+    the same time never sends it twice; a permanent failure or a bounce moves it to the
+    next channel of its plan, and one that exhausts them all is a dead letter.
+    """
+    settings = q2c.load()
+    content = load_registry(settings.content_dir)
+    used = resolve_content(content)
+    channels = delivery_channels(settings)
+    box = Outbox(settings.ops_store)
+    review = ReviewQueue(settings.ops_store)
+
+    with connect(settings.warehouse_path) as conn:
+        selection = _due(settings, conn)
+        gate = review.release_gate([invoice.invoice_id for invoice in selection.due])
+        allowed = set(gate.allowed)
+        for invoice in selection.due:
+            if invoice.invoice_id not in allowed:
+                selection.skip("waiting for review approval (q2c review list)",
+                               invoice.invoice_number)
+        due = [invoice for invoice in selection.due if invoice.invoice_id in allowed]
+        batch = load_invoice_batch(conn, [invoice.invoice_id for invoice in due],
+                                   settings.seller)
         stored = stored_documents(conn)
-        ready = []
-        for doc in batch.documents:
-            document = stored.get(input_hash(doc, used))
-            if document is None:
-                selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
-            else:
-                ready.append((doc, document))
-        requests = delivery_requests(ready, content, settings.mail_from)
-        report = deliver(conn, requests, channel, context.run_id)
+        einvoices = stored_einvoices(conn)
+
+    by_id = {invoice.invoice_id: invoice for invoice in due}
+    ready = []
+    for doc in batch.documents:
+        document = stored.get(input_hash(doc, used))
+        if document is None:
+            selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
+        else:
+            ready.append((by_id[doc.invoice_id], doc, document))
+    items = build_items(ready, einvoices, content, settings, channels[PORTAL])
+    enqueued = box.enqueue(items, context.run_id)
+
+    bounces = read_bounces(
+        maildir=settings.bounce_maildir, sqs_queue_url=settings.ses_bounce_queue_url,
+        region=settings.ses_region, endpoint_url=settings.ses_endpoint_url,
+        on_bounce=lambda bounce: box.record_bounce(
+            bounce.attempt_key, bounce.diagnostic, context.run_id),
+    ) if settings.bounce_maildir or settings.ses_bounce_queue_url else None
+    report = box.process(channels, context.run_id, retry=RetryPolicy())
+    dead = box.dead_letters()
+    problems = box.verify()
+
+    with opsdb.connect(settings.ops_store) as store, connect(settings.warehouse_path) as conn:
+        exported = export_deliveries(store, conn)
 
     counts = report.counts()
-    context.log.info("invoice emails via %s: %s", channel.name, counts)
-    return dg.MaterializeResult(
-        metadata={
-            "channel": channel.name,
-            **{name: int(value) for name, value in counts.items()},
-            "not_due": dg.MetadataValue.json(
-                {reason: len(numbers) for reason, numbers in selection.skipped.items()}
-            ),
-            "failures": dg.MetadataValue.json({
-                outcome.invoice_number: f"{outcome.status}: {outcome.error}"
-                for outcome in report.outcomes if outcome.error
-            }),
-        }
+    context.log.info("outbox: %d queued now, %d already known; %s; %d dead letters",
+                     len(enqueued.queued), len(enqueued.already_known), counts, len(dead))
+    yield dg.MaterializeResult(asset_key=OUTBOX_KEY, metadata={
+        "queued_now": len(enqueued.queued),
+        **{name: int(value) for name, value in counts.items()},
+        "status_counts": dg.MetadataValue.json(box.status_counts()),
+        "bounces_read": len(bounces.bounces) if bounces else 0,
+        "dead_letters": len(dead),
+        "not_due": dg.MetadataValue.json(
+            {reason: len(numbers) for reason, numbers in selection.skipped.items()}
+        ),
+        "channels": ", ".join(f"{name}={channel.name}" for name, channel in channels.items()),
+        "dagster/row_count": exported.get("outbox", 0),
+    })
+    yield dg.MaterializeResult(asset_key=OUTBOX_PAYLOADS_KEY, metadata={
+        "dagster/row_count": exported.get("outbox_payloads", 0),
+    })
+    yield dg.MaterializeResult(asset_key=DELIVERY_EVENTS_KEY, metadata={
+        "dagster/row_count": exported.get("delivery_events", 0),
+        "chain_head": str(report.chain_head),
+    })
+    yield dg.AssetCheckResult(
+        check_name="no_dead_letters", asset_key=OUTBOX_KEY, passed=not dead,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"dead_letters": dg.MetadataValue.json(
+            {letter.invoice_number: letter.last_error for letter in dead[:50]}
+        )},
+    )
+    yield dg.AssetCheckResult(
+        check_name="audit_chain_intact", asset_key=DELIVERY_EVENTS_KEY, passed=not problems,
+        metadata={"problems": dg.MetadataValue.json(problems[:20])},
     )

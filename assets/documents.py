@@ -1,14 +1,16 @@
-"""Documents: invoice PDFs rendered from the approved template into the document store."""
+"""Documents: invoice PDFs from the approved template, and e-invoices, in the document store."""
 
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 
 from assets.quality import HOLDS_KEY
 from orchestration.resources import Q2CSettings
+from q2c.content.registry import load_registry
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import (
     BatchRenderError,
@@ -16,6 +18,8 @@ from q2c.documents.pool import (
     record_manifest,
     render_batch,
 )
+from q2c.documents.render import resolve_content
+from q2c.einvoice_documents import einvoice_targets, produce_einvoices
 from q2c.warehouse import OPS_SCHEMA, connect
 from quality.runner import held_invoice_ids
 
@@ -107,5 +111,48 @@ def invoice_documents(context: dg.AssetExecutionContext, q2c: Q2CSettings):
             "render_failures": len(failures),
             "content_versions": ", ".join(versions) or "none rendered this run",
             "document_store": dg.MetadataValue.path(str(settings.documents_dir)),
+        }
+    )
+
+
+EINVOICES_KEY = dg.AssetKey(["documents", "einvoices"])
+
+
+@dg.asset(
+    key=EINVOICES_KEY,
+    group_name="documents",
+    kinds={"xml", "pdf"},
+    deps=[DOCUMENTS_KEY],
+)
+def einvoices(context: dg.AssetExecutionContext, q2c: Q2CSettings):
+    """Peppol BIS 3 UBL files and Factur-X PDFs for the customers that take e-invoices.
+
+    Each is checked against the official EN 16931 and Peppol rules (Q2C_EINVOICE_RULES)
+    before it is stored; an invoice whose e-invoice breaks a rule is held back with the
+    rule named in `q2c_ops.invoice_holds` (suite `einvoice`), so it is not delivered at all.
+    """
+    settings = q2c.load()
+    content = load_registry(settings.content_dir)
+    used = resolve_content(content)
+    with connect(settings.warehouse_path) as conn:
+        targets = einvoice_targets(conn, settings.run_date, held_invoice_ids(conn))
+        run = produce_einvoices(conn, targets, settings, content, used, context.run_id)
+
+    by_format = Counter(stored.format for stored in run.written)
+    context.log.info(
+        "e-invoices: %d written (%s), %d unchanged, %d held back",
+        len(run.written), dict(by_format), run.unchanged, len(run.holds),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "written": len(run.written),
+            "peppol_ubl": by_format.get("peppol_ubl", 0),
+            "facturx": by_format.get("facturx", 0),
+            "unchanged_not_rebuilt": run.unchanged,
+            "held_back": len(run.holds),
+            "held_back_invoices": dg.MetadataValue.json(
+                {number: f"{rule}: {why[:300]}" for number, rule, why in run.holds.values()}
+            ),
+            "rules_folder": dg.MetadataValue.path(str(settings.einvoice_rules_dir)),
         }
     )

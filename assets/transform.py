@@ -26,11 +26,20 @@ from dagster_dbt import (
 from assets.ingest import raw_asset_key
 from orchestration.dbt_project import q2c_dbt_project
 from orchestration.resources import Q2CSettings, apply_dbt_environment
-from q2c.warehouse import connect
+from q2c.warehouse import OPS_SCHEMA, connect
 
 _LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
-DBT_RUNS_KEPT = 5
-_PREVIEW_MODELS = {"kpi_ar_aging", "kpi_dso_monthly", "dim_accounts", "fct_invoices"}
+
+# q2c's own records that dbt reads after delivery, keyed like the tables the delivery
+# assets export them to (`q2c_ops.<table>`).
+OPS_SOURCES = {"q2c_delivery", "q2c_review"}
+DELIVERY_MARTS = "path:models/marts/delivery"
+DBT_RUNS_KEPT = 10
+_PREVIEW_MODELS = {
+    "kpi_ar_aging", "kpi_dso_monthly", "dim_accounts", "fct_invoices", "fct_deliveries",
+    "kpi_on_time_delivery", "kpi_approval_sla", "mart_review_queue",
+    "mart_delivery_dead_letters",
+}
 
 
 class Q2CDbtTranslator(DagsterDbtTranslator):
@@ -38,7 +47,10 @@ class Q2CDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return raw_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
+            source = dbt_resource_props["source_name"]
+            if source in OPS_SOURCES:
+                return dg.AssetKey([OPS_SCHEMA, dbt_resource_props["name"]])
+            return raw_asset_key(source, dbt_resource_props["name"])
         schema = dbt_resource_props.get("config", {}).get("schema") or "main"
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
@@ -91,6 +103,7 @@ def _dbt_totals(output: io.StringIO) -> str:
     manifest=q2c_dbt_project().manifest_path,
     project=q2c_dbt_project(),
     dagster_dbt_translator=TRANSLATOR,
+    exclude=DELIVERY_MARTS,
 )
 def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CSettings):
     """Build the selected models and run their tests in one `dbt build`.
@@ -98,10 +111,29 @@ def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: 
     Events are held until dbt exits: DuckDB lets one process write the file, and the
     previews of the marts are read from it after dbt has let go.
     """
+    yield from _dbt_build(context, dbt, q2c, "build")
+
+
+@dbt_assets(
+    manifest=q2c_dbt_project().manifest_path,
+    project=q2c_dbt_project(),
+    dagster_dbt_translator=TRANSLATOR,
+    select=DELIVERY_MARTS,
+    name="q2c_delivery_marts",
+)
+def q2c_delivery_marts(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CSettings
+):
+    """The delivery and review marts, built after the outbox ran from what it recorded."""
+    yield from _dbt_build(context, dbt, q2c, "delivery-marts")
+
+
+def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CSettings,
+               label: str):
     settings = q2c.load()
     apply_dbt_environment(settings)
     dbt_vars = {"as_of_date": settings.run_date.isoformat()}
-    target_path = settings.home / "dbt_runs" / context.run_id
+    target_path = settings.home / "dbt_runs" / f"{context.run_id}-{label}"
     dbt_output = io.StringIO()
     try:
         with contextlib.redirect_stdout(dbt_output):
@@ -111,9 +143,10 @@ def q2c_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: 
             )
             events = list(invocation.stream())
     finally:
-        log_path = _keep_dbt_log(dbt_output.getvalue(), settings.home, context.run_id)
+        log_path = _keep_dbt_log(dbt_output.getvalue(), settings.home, f"{context.run_id}-{label}")
         _prune_old_runs(target_path.parent, keep=DBT_RUNS_KEPT)
-        context.log.info("dbt build: %s; full dbt log in %s", _dbt_totals(dbt_output), log_path)
+        context.log.info("dbt %s: %s; full dbt log in %s", label, _dbt_totals(dbt_output),
+                         log_path)
 
     for event in events:
         key = getattr(event, "asset_key", None)

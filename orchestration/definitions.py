@@ -9,11 +9,11 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from assets.delivery import invoice_emails
-from assets.documents import invoice_documents
+from assets.delivery import outbox, review_queue
+from assets.documents import einvoices, invoice_documents
 from assets.ingest import raw_assets
 from assets.quality import invoice_quality_holds, quality_checks
-from assets.transform import q2c_dbt_models
+from assets.transform import q2c_dbt_models, q2c_delivery_marts
 from orchestration.dbt_project import DBT_EXECUTABLE, q2c_dbt_project
 from orchestration.jobs import nightly_job, nightly_schedule
 from orchestration.resources import Q2CSettings
@@ -34,11 +34,12 @@ def _apply_owners(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 python_assets = dg.map_asset_specs(
-    _apply_owners, [*raw_assets, invoice_quality_holds, invoice_documents, invoice_emails]
+    _apply_owners,
+    [*raw_assets, invoice_quality_holds, invoice_documents, einvoices, review_queue, outbox],
 )
 
 defs = dg.Definitions(
-    assets=[*python_assets, q2c_dbt_models],
+    assets=[*python_assets, q2c_dbt_models, q2c_delivery_marts],
     asset_checks=quality_checks,
     jobs=[nightly_job],
     schedules=[nightly_schedule],

@@ -11,7 +11,8 @@ nightly_job = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     description=(
         "Ingest CRM and ERP tables, rebuild the dbt models and KPI marts, check invoice "
-        "quality, render the documents of the invoices that passed and email them."
+        "quality, render the invoice PDFs and e-invoices of the invoices that passed, screen "
+        "them for review and deliver them through the outbox, then build the delivery marts."
     ),
     executor_def=dg.in_process_executor,
     tags={"q2c/job": "nightly"},

@@ -253,6 +253,9 @@ TAX_RATE_IDS = {
         for c in COUNTRIES.values() for city in c.cities), start=1)
 }
 
+# Peppol EAS schemes for VAT numbers, by country (the participant id is scheme:VAT id).
+PEPPOL_VAT_SCHEMES = {"DE": "9930", "FR": "9957", "NL": "9944", "ES": "9920"}
+
 # The first accounts cycle through every country, so even a small demo has all of them.
 COUNTRY_ORDER = ("DE", "US", "GB", "FR", "NL", "ES", "JP", "KW")
 COUNTRY_WEIGHTS = (24, 22, 12, 12, 10, 8, 6, 6)
@@ -456,6 +459,10 @@ class _Company:
     billing_last: str = ""
     billing_contact_id: str = ""
     delivery: str = "Email"
+    channel: str = ""  # the CRM's invoice delivery channel: edi, email, portal or empty
+    einvoice_format: str = ""  # peppol_ubl or facturx, for edi customers
+    peppol_id: str = ""
+    email_opt_out: bool = False
     since: dt.date = dt.date(2020, 1, 1)
     prices: dict[str, Decimal] = field(default_factory=dict)
 
@@ -773,6 +780,30 @@ class _Generator:
         company.delivery = rng.choices(("Email", "Print", "None"), (88, 7, 5))[0]
         company.since = self.first_day - self.days(120, 1400)
         company.prices = {p.code: self._price(p, company.currency) for p in PRODUCTS}
+        self._choose_channel(company)
+
+    def _choose_channel(self, company: _Company) -> None:
+        """The CRM's delivery channel, Peppol id and email consent of a company.
+
+        Drawn from a generator of its own, so adding these fields left every other value of
+        a seeded demo as it was. EU business customers with a VAT id are the ones that take
+        e-invoices: Peppol UBL through an access point, or Factur-X (DE and FR).
+        """
+        rng = random.Random(f"{self.seed}-channel-{company.index}")
+        scheme = PEPPOL_VAT_SCHEMES.get(company.country.code)
+        takes_edi = (scheme and company.tax_id and company.method != CRM_ONLY
+                     and company.segment != "smb")
+        roll = rng.random()
+        if takes_edi and roll < 0.5:
+            company.channel = "edi"
+            company.peppol_id = f"{scheme}:{company.tax_id}"
+            facturx = company.country.code in ("DE", "FR") and rng.random() < 0.35
+            company.einvoice_format = "facturx" if facturx else "peppol_ubl"
+        elif roll > 0.9:
+            company.channel = "portal"
+        elif roll > 0.6:
+            company.channel = "email"
+        company.email_opt_out = rng.random() < 0.04
 
     def _company_name(self, company: _Company, parent: _Company | None) -> tuple[str, str, str]:
         """A unique company name and web domain, built from the country's word lists."""
@@ -1124,6 +1155,9 @@ class _Generator:
             "vat_number_c": company.tax_id if has_vat else "",
             "preferred_language_c": company.language,
             "segment_c": company.segment,
+            "invoice_delivery_channel_c": company.channel,
+            "einvoice_format_c": company.einvoice_format,
+            "peppol_participant_id_c": company.peppol_id,
             "created_date": _ts(created),
             "last_modified_date": _ts(self.at(self.as_of - self.days(1, 200))),
             "is_deleted": "false",
@@ -1156,6 +1190,7 @@ class _Generator:
                 "last_name": last, "name": f"{first} {last}", "email": email, "title": title,
                 "phone": self._phone(country), "mailing_country_code": country.code,
                 "is_billing_contact_c": _bool(billing),
+                "has_opted_out_of_email": _bool(billing and company.email_opt_out),
                 "created_date": _ts(self.at(since + self.days(0, 60))),
                 "last_modified_date": _ts(self.at(self.as_of - self.days(1, 300))),
                 "is_deleted": _bool(deleted),

@@ -105,36 +105,48 @@ def _quality(conn, run_id: str) -> list[str]:
     return lines
 
 
-def _documents_and_email(conn, run_id: str, settings: Settings) -> list[str]:
-    from q2c.invoice_mail import select_invoices_to_email
-
+def _documents_and_delivery(conn, run_id: str, settings: Settings) -> list[str]:
     rendered = _rows(conn, f"select count(*) from {OPS_SCHEMA}.document_manifest "
                            "where run_id = ?", [run_id])[0][0]
     stored = _rows(conn, f"select count(*) from {OPS_SCHEMA}.document_manifest")[0][0]
+    einvoices = _rows(conn, f"select format, count(*) from {OPS_SCHEMA}.einvoice_manifest "
+                            "group by 1 order by 1")
     lines = ["", f"Documents: {rendered} PDFs rendered this run, {stored} in the document store "
                  f"({settings.documents_dir})"]
+    if einvoices:
+        lines.append("E-invoices stored: " + ", ".join(f"{n} {fmt}" for fmt, n in einvoices))
+    return lines + _delivery(settings)
 
-    outcomes = dict(_rows(
-        conn,
-        f"select case when run_id = ? then status else 'sent in an earlier run' end, count(*) "
-        f"from {OPS_SCHEMA}.delivery_ledger where run_id = ? or status = 'sent' group by 1",
-        [run_id, run_id],
-    ))
-    where = (f"outbox {settings.outbox_dir}" if settings.mail_channel == "eml"
-             else f"SMTP {settings.smtp_host}:{settings.smtp_port}")
-    lines.append(f"Email via {settings.mail_channel} ({where}): "
-                 + (", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
-                    or "nothing due"))
-    held = {row[0]: [] for row in _rows(
-        conn, f"select distinct invoice_id from {OPS_SCHEMA}.invoice_holds where run_id = ?",
-        [run_id],
-    )}
+
+def _delivery(settings: Settings) -> list[str]:
+    """Outbox and review state from the operational store (the truth, not the copies)."""
+    import sqlite3
+
+    if not settings.ops_store.is_file():
+        return ["Delivery: nothing queued yet"]
+    store = sqlite3.connect(f"file:{settings.ops_store}?mode=ro", uri=True)
     try:
-        selection = select_invoices_to_email(conn, held)
-    except duckdb.CatalogException:
-        return lines
-    for reason, numbers in sorted(selection.skipped.items()):
-        lines.append(f"  not emailed: {len(numbers)} invoices, {reason}")
+        sent = store.execute(
+            "select coalesce(sent_channel, '?'), count(*) from outbox where status = 'sent' "
+            "group by 1 order by 1").fetchall()
+        states = store.execute(
+            "select status, count(*) from outbox where status != 'sent' group by 1 order by 1"
+        ).fetchall()
+        pending = store.execute(
+            "select count(*) from review_queue where status = 'pending'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return ["Delivery: nothing queued yet"]
+    finally:
+        store.close()
+    where = (f"outbox {settings.outbox_dir}" if settings.mail_channel == "eml"
+             else settings.mail_channel)
+    lines = [f"Delivered (email via {where}, portal {settings.portal_store}, "
+             f"e-invoices to {settings.einvoice_target}): "
+             + (", ".join(f"{n} by {channel}" for channel, n in sent) or "none yet")]
+    if states:
+        lines.append("  not delivered yet: " + ", ".join(f"{n} {s}" for s, n in states))
+    if pending:
+        lines.append(f"  waiting for review approval: {pending} (q2c review list)")
     return lines
 
 
@@ -165,7 +177,7 @@ def build_summary(
     lines = [f"q2c nightly run {run_id}, business date {settings.run_date}", ""]
     lines += _ingest(conn, run_id)
     lines += _quality(conn, run_id)
-    lines += _documents_and_email(conn, run_id, settings)
+    lines += _documents_and_delivery(conn, run_id, settings)
     lines += _aging(conn)
     lines += ["", f"Warehouse: {settings.warehouse_path}",
               f"Dagster UI on the same data: make ui (DAGSTER_HOME={settings.dagster_home})"]

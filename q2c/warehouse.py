@@ -51,6 +51,12 @@ create table if not exists {OPS_SCHEMA}.document_manifest (
     path varchar, bytes integer, rendered_at timestamp, run_id varchar
 );
 
+create table if not exists {OPS_SCHEMA}.einvoice_manifest (
+    document_id varchar primary key, invoice_id varchar, invoice_number varchar,
+    format varchar, input_hash varchar, path varchar, sha256 varchar, receiver_id varchar,
+    created_at timestamp, run_id varchar
+);
+
 create table if not exists {OPS_SCHEMA}.delivery_ledger (
     idempotency_key varchar primary key, invoice_id varchar, invoice_number varchar,
     document_id varchar, channel varchar, recipient varchar, status varchar,

@@ -54,14 +54,15 @@ SALESFORCE = (
         _cols(f"""id name account_number parent_id type industry website phone owner_id
         billing_street billing_city billing_postal_code billing_state billing_country
         billing_country_code currency_iso_code vat_number_c preferred_language_c segment_c
-        created_date last_modified_date is_deleted {SYNC}"""),
+        invoice_delivery_channel_c einvoice_format_c peppol_participant_id_c created_date
+        last_modified_date is_deleted {SYNC}"""),
         "is_deleted",
     ),
     RawTable(
         "salesforce", "contact", ("id",),
         _cols(f"""id account_id first_name last_name name email title phone
-        mailing_country_code is_billing_contact_c created_date last_modified_date
-        is_deleted {SYNC}"""),
+        mailing_country_code is_billing_contact_c has_opted_out_of_email created_date
+        last_modified_date is_deleted {SYNC}"""),
         "is_deleted",
     ),
     RawTable(

@@ -28,6 +28,7 @@ ranked_contacts as (
         account_id,
         contact_name,
         email,
+        has_opted_out_of_email,
         row_number() over (
             partition by account_id
             order by
@@ -79,6 +80,10 @@ final as (
         accounts.billing_state as billing_region,
         billing_contacts.contact_name as billing_contact_name,
         billing_contacts.email as billing_email,
+        not coalesce(billing_contacts.has_opted_out_of_email, false) as email_consent,
+        accounts.invoice_delivery_channel,
+        accounts.einvoice_format,
+        accounts.peppol_participant_id,
         {{ q2c_normalize_name('accounts.account_name') }} as name_normalized,
         {{ q2c_normalize_tax_id('accounts.vat_number') }} as tax_id_normalized,
         coalesce(

@@ -62,6 +62,10 @@ joined as (
         erp_customers.country_code as erp_country_code,
         coalesce(crm_accounts.vat_number, erp_customers.tax_id) as vat_id,
         erp_customers.preferred_delivery_method as delivery_preference,
+        crm_accounts.invoice_delivery_channel,
+        crm_accounts.einvoice_format,
+        crm_accounts.peppol_participant_id,
+        coalesce(crm_accounts.email_consent, true) as email_consent,
         erp_customers.payment_term_days
 
     from crosswalk
@@ -135,6 +139,10 @@ final as (
         ) as billing_country_code,
         vat_id,
         delivery_preference,
+        invoice_delivery_channel,
+        einvoice_format,
+        peppol_participant_id,
+        email_consent,
         payment_term_days,
         case
             when crm_account_id is not null and erp_customer_id is not null

@@ -27,6 +27,9 @@ renamed as (
             trim(regexp_replace(lower(segment_c), '[^a-z]+', '_', 'g'), '_'),
             ''
         ) as segment,
+        nullif(lower(trim(invoice_delivery_channel_c)), '') as invoice_delivery_channel,
+        nullif(lower(trim(einvoice_format_c)), '') as einvoice_format,
+        nullif(trim(peppol_participant_id_c), '') as peppol_participant_id,
 
         ---------- billing address
         billing_street,

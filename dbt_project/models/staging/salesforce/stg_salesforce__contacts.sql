@@ -27,6 +27,7 @@ renamed as (
 
         ---------- booleans
         {{ q2c_parse_bool('is_billing_contact_c') }} as is_billing_contact,
+        {{ q2c_parse_bool('has_opted_out_of_email') }} as has_opted_out_of_email,
         {{ q2c_parse_bool('is_deleted') }} as is_deleted,
 
         ---------- timestamps

@@ -1,0 +1,276 @@
+"""E-invoices of the invoices whose customers take them: Peppol UBL or Factur-X.
+
+This joins the warehouse (which customers want an e-invoice, and their Peppol ids and
+addresses), the invoice documents, and `q2c.einvoice` (build, compliance, syntax,
+validation). Every e-invoice is validated against the official rules in the configured rules
+folder before it is stored; one that breaks a rule, or cannot be built compliant (a reverse
+charge without the buyer's VAT id), is held back with the rule named, like a quality hold,
+so the invoice goes nowhere until the data is fixed.
+
+Files go to `<documents>/einvoices/` named by invoice number and content hash, and each gets
+a row in `q2c_ops.einvoice_manifest`; an invoice whose document and format did not change
+since its last e-invoice is not built again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from q2c.content.registry import ContentRegistry
+from q2c.documents.load import load_invoice_batch
+from q2c.documents.model import InvoiceDocument
+from q2c.documents.pool import document_file_name
+from q2c.documents.render import UsedContent, render_html
+from q2c.einvoice.build import build_einvoice
+from q2c.einvoice.cii import write_cii
+from q2c.einvoice.compliance import EInvoiceNotCompliant
+from q2c.einvoice.facturx import render_facturx
+from q2c.einvoice.model import EN16931_CUSTOMIZATION_ID, Address
+from q2c.einvoice.ubl import write_ubl
+from q2c.einvoice.validate import RulesNotFoundError, ValidationReport, validator_for
+from q2c.settings import Settings
+from q2c.warehouse import OPS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+PEPPOL_UBL = "peppol_ubl"
+FACTURX = "facturx"
+FORMATS = (PEPPOL_UBL, FACTURX)
+HOLD_SUITE = "einvoice"
+
+_TARGETS_SQL = """
+select
+    invoices.invoice_id, invoices.invoice_number, accounts.account_key,
+    coalesce(accounts.einvoice_format, 'peppol_ubl') as einvoice_format,
+    accounts.peppol_participant_id, accounts.vat_id, accounts.billing_street,
+    accounts.billing_city, accounts.billing_postal_code, accounts.billing_region,
+    accounts.billing_country_code
+from core.fct_invoices as invoices
+inner join core.dim_accounts as accounts on accounts.account_key = invoices.account_key
+where accounts.invoice_delivery_channel = 'edi' and invoices.issue_date <= ?
+order by invoices.invoice_number
+"""
+
+
+@dataclass(frozen=True)
+class EInvoiceTarget:
+    """An invoice whose customer takes e-invoices, with what the e-invoice needs of it."""
+
+    invoice_id: str
+    invoice_number: str
+    account_key: str
+    format: str
+    peppol_id: str | None
+    vat_id: str | None
+    address: Address
+
+
+@dataclass(frozen=True)
+class StoredEInvoice:
+    document_id: str
+    invoice_id: str
+    invoice_number: str
+    format: str
+    path: Path
+    sha256: str
+    receiver_id: str | None
+
+
+@dataclass
+class EInvoiceRun:
+    """What the step did: files written, unchanged, and holds with the rules they broke."""
+
+    written: list[StoredEInvoice] = field(default_factory=list)
+    unchanged: int = 0
+    holds: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # id -> num, rule, why
+
+    def hold(self, invoice_id: str, number: str, rule: str, reason: str) -> None:
+        log.warning("e-invoice of invoice %s held back: %s %s", number, rule, reason)
+        self.holds[invoice_id] = (number, rule, reason)
+
+
+def einvoice_targets(
+    conn: duckdb.DuckDBPyConnection, run_date: dt.date, held: dict[str, list[str]]
+) -> list[EInvoiceTarget]:
+    """Issued, not held invoices of customers whose CRM channel is edi."""
+    targets = []
+    for row in conn.execute(_TARGETS_SQL, [run_date]).fetchall():
+        (invoice_id, number, account_key, fmt, peppol_id, vat_id, street, city, postal,
+         region, country) = row
+        if invoice_id in held:
+            continue
+        targets.append(EInvoiceTarget(
+            invoice_id, number, account_key, fmt if fmt in FORMATS else PEPPOL_UBL,
+            peppol_id, vat_id,
+            Address(line1=street, city=city, postal_code=postal, subdivision=region,
+                    country=country),
+        ))
+    return targets
+
+
+def produce_einvoices(
+    conn: duckdb.DuckDBPyConnection,
+    targets: list[EInvoiceTarget],
+    settings: Settings,
+    content: ContentRegistry,
+    used: UsedContent,
+    run_id: str,
+) -> EInvoiceRun:
+    """Build, validate and store the e-invoice of every target; hold the ones that fail."""
+    run = EInvoiceRun()
+    if not targets:
+        return run
+    by_id = {target.invoice_id: target for target in targets}
+    batch = load_invoice_batch(conn, list(by_id), settings.seller)
+    for rejected in batch.rejected:
+        run.hold(rejected.invoice_id, rejected.invoice_number or "?", "q2c-document",
+                 f"{rejected.table}.{rejected.field}: {rejected.reason}")
+
+    try:
+        validator = validator_for(settings.einvoice_rules_dir)
+    except RulesNotFoundError as exc:
+        for doc in batch.documents:
+            run.hold(doc.invoice_id, doc.invoice_number, "rules-missing", str(exc))
+        return run
+
+    known = _known_hashes(conn)
+    for doc in batch.documents:
+        target = by_id[doc.invoice_id]
+        digest = _input_hash(doc, target, used)
+        if digest in known:
+            run.unchanged += 1
+            continue
+        stored = _produce_one(doc, target, settings, content, used, validator, digest, run)
+        if stored is not None:
+            run.written.append(stored)
+    record_einvoices(conn, run, run_id)
+    return run
+
+
+def _produce_one(doc, target, settings, content, used, validator, digest, run):
+    peppol = target.format == PEPPOL_UBL
+    try:
+        einvoice = build_einvoice(
+            doc, settings.seller, buyer_endpoint=target.peppol_id, buyer_vat=target.vat_id,
+            buyer_address=target.address, buyer_reference=target.account_key, peppol=peppol,
+        )
+    except EInvoiceNotCompliant as exc:
+        run.hold(doc.invoice_id, doc.invoice_number, ",".join(exc.rules), str(exc))
+        return None
+
+    if peppol:
+        payload = write_ubl(einvoice)
+        report = validator.validate_ubl(payload, peppol=True)
+        suffix = ".xml"
+    else:
+        einvoice = _as_plain_en16931(einvoice)
+        xml = write_cii(einvoice)
+        report = validator.validate_cii(xml)
+        if report.ok:
+            html, _ = render_html(doc, content, used=used)
+            payload = render_facturx(html, xml, settings.content_dir)
+        suffix = ".pdf"
+    if not report.ok:
+        run.hold(doc.invoice_id, doc.invoice_number, _rules(report), _why(report))
+        return None
+
+    content_hash = hashlib.sha256(payload).hexdigest()
+    name = Path(document_file_name(doc.invoice_number, content_hash)).stem + suffix
+    path = settings.documents_dir / "einvoices" / target.format / name
+    _write_once(path, payload)
+    return StoredEInvoice(
+        document_id=f"{target.format}:{content_hash[:32]}:{digest}", invoice_id=doc.invoice_id,
+        invoice_number=doc.invoice_number, format=target.format, path=path,
+        sha256=content_hash, receiver_id=target.peppol_id,
+    )
+
+
+def record_einvoices(conn: duckdb.DuckDBPyConnection, run: EInvoiceRun, run_id: str) -> None:
+    """Manifest rows for new files; holds for the rest (replacing the last run's holds)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for stored in run.written:
+        input_hash = stored.document_id.rsplit(":", 1)[1]
+        conn.execute(
+            f"insert or replace into {OPS_SCHEMA}.einvoice_manifest values "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [stored.document_id, stored.invoice_id, stored.invoice_number, stored.format,
+             input_hash, str(stored.path), stored.sha256, stored.receiver_id, now, run_id],
+        )
+    conn.execute(f"delete from {OPS_SCHEMA}.invoice_holds where suite = ?", [HOLD_SUITE])
+    for invoice_id, (number, rule, reason) in run.holds.items():
+        conn.execute(
+            f"insert into {OPS_SCHEMA}.invoice_holds (run_id, invoice_id, invoice_number, "
+            "suite, expectation, reason, held_at) values (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, invoice_id, number, HOLD_SUITE, rule, f"e-invoice: {rule}: {reason}", now],
+        )
+    conn.execute(
+        f"insert into {OPS_SCHEMA}.quality_results (run_id, suite, asset, expectation, "
+        "column_name, severity, success, element_count, unexpected_count, unexpected_ids, "
+        "validated_at) values (?, ?, 'documents.einvoices', 'einvoice_complies', null, "
+        "'error', ?, ?, ?, ?, ?)",
+        [run_id, HOLD_SUITE, not run.holds, len(run.written) + len(run.holds),
+         len(run.holds), json.dumps(sorted(run.holds)), now],
+    )
+
+
+def stored_einvoices(conn: duckdb.DuckDBPyConnection) -> dict[str, StoredEInvoice]:
+    """The newest stored e-invoice per invoice whose file is still there."""
+    rows = conn.execute(
+        f"""
+        select document_id, invoice_id, invoice_number, format, path, sha256, receiver_id
+        from {OPS_SCHEMA}.einvoice_manifest
+        qualify row_number() over (partition by invoice_id order by created_at desc) = 1
+        """
+    ).fetchall()
+    found = {}
+    for document_id, invoice_id, number, fmt, path, sha256, receiver in rows:
+        if Path(path).is_file():
+            found[invoice_id] = StoredEInvoice(document_id, invoice_id, number, fmt,
+                                               Path(path), sha256, receiver)
+    return found
+
+
+def _as_plain_en16931(einvoice):
+    """Factur-X EN 16931 profile: the CEN customization id, no Peppol profile."""
+    from dataclasses import replace
+
+    return replace(einvoice, customization_id=EN16931_CUSTOMIZATION_ID, profile_id=None)
+
+
+def _input_hash(doc: InvoiceDocument, target: EInvoiceTarget, used: UsedContent) -> str:
+    parts = {
+        "document": doc.digest(), "format": target.format, "peppol_id": target.peppol_id,
+        "vat_id": target.vat_id, "address": str(target.address), "content": used.versions(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _known_hashes(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = conn.execute(
+        f"select input_hash, path from {OPS_SCHEMA}.einvoice_manifest"
+    ).fetchall()
+    return {digest for digest, path in rows if Path(path).is_file()}
+
+
+def _rules(report: ValidationReport) -> str:
+    return ",".join(sorted({finding.rule for finding in report.fatal}))
+
+
+def _why(report: ValidationReport) -> str:
+    return "; ".join(f"{f.rule}: {f.message}" for f in report.fatal[:5])
+
+
+def _write_once(path: Path, payload: bytes) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_bytes(payload)
+    temporary.replace(path)
