@@ -21,6 +21,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from q2c.delivery.export import WAREHOUSE_DDL as DELIVERY_WAREHOUSE_DDL
+from q2c.review import ensure_review_warehouse_tables
 from q2c.sources.schema import RAW_TABLES, RawTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,6 +225,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with duckdb.connect(str(path)) as conn:
         for table in RAW_TABLES:
             _load_raw_table(conn, table, fixture.get((table.source, table.name), []))
+        # The delivery marts read q2c's own delivery and review records; here they are empty.
+        conn.execute(DELIVERY_WAREHOUSE_DDL)
+        ensure_review_warehouse_tables(conn)
 
     env = os.environ | {
         "Q2C_WAREHOUSE": str(path),

@@ -15,7 +15,7 @@ from orchestration.jobs import NIGHTLY_JOB_NAME
 
 RAW_INVOICE = dg.AssetKey(["raw_quickbooks", "invoice"])
 FCT_INVOICES = dg.AssetKey(["core", "fct_invoices"])
-EMAILS = dg.AssetKey(["delivery", "invoice_emails"])
+DELIVERIES = dg.AssetKey(["delivery", "fct_deliveries"])
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def test_every_asset_has_a_description_and_owners(graph):
     assert missing == []
 
 
-def test_lineage_runs_from_raw_invoices_and_crm_accounts_to_the_sent_email(graph):
-    upstream = graph.get(EMAILS).parent_keys
+def test_lineage_runs_from_raw_invoices_and_crm_accounts_to_the_delivery_mart(graph):
+    upstream = graph.get(DELIVERIES).parent_keys
     seen, pending = set(), list(upstream)
     while pending:
         key = pending.pop()
@@ -50,7 +50,9 @@ def test_lineage_runs_from_raw_invoices_and_crm_accounts_to_the_sent_email(graph
 
     for key in (RAW_INVOICE, dg.AssetKey(["raw_salesforce", "account"]), FCT_INVOICES,
                 dg.AssetKey(["core", "dim_accounts"]), dg.AssetKey(["q2c_ops", "invoice_holds"]),
-                dg.AssetKey(["documents", "invoice_pdfs"])):
+                dg.AssetKey(["documents", "invoice_pdfs"]), dg.AssetKey(["documents", "einvoices"]),
+                dg.AssetKey(["q2c_ops", "review_queue"]), dg.AssetKey(["q2c_ops", "outbox"]),
+                dg.AssetKey(["q2c_ops", "delivery_events"])):
         assert key in seen, key.to_user_string()
 
 
@@ -61,6 +63,8 @@ def test_quality_rules_and_dbt_tests_are_checks_on_the_tables_they_read(graph):
     assert any(asset == FCT_INVOICES and name.startswith("unique_") for asset, name in checks)
     assert any(asset == FCT_INVOICES and "total" in name for asset, name in checks)
     assert any(asset == RAW_INVOICE and name.startswith("source_unique") for asset, name in checks)
+    assert (dg.AssetKey(["q2c_ops", "outbox"]), "no_dead_letters") in checks
+    assert (dg.AssetKey(["q2c_ops", "delivery_events"]), "audit_chain_intact") in checks
 
 
 def test_the_nightly_job_and_its_schedule_are_defined():
