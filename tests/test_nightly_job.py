@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
@@ -20,7 +21,12 @@ from babel import Locale
 from babel.numbers import format_currency
 from pypdf import PdfReader
 
+from q2c import opsdb
+from q2c.cli import main as cli_main
 from q2c.demo import generate
+from q2c.einvoice.facturx import read_facturx_xml
+from q2c.einvoice.validate import validator_for
+from q2c.settings import load_settings
 from q2c.warehouse import connect
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -45,7 +51,7 @@ def _run():
 
 def _materialization_metadata(result, key: list[str]) -> dict:
     events = result.result.asset_materializations_for_node(
-        {"documents": "documents__invoice_pdfs", "delivery": "delivery__invoice_emails"}[key[0]]
+        {"documents": "documents__invoice_pdfs", "delivery": "outbox"}[key[0]]
     )
     return {name: value.value for name, value in events[0].metadata.items()}
 
@@ -69,10 +75,12 @@ def generated_run(tmp_path_factory):
         _environment(monkeypatch, home / "var", landing, AS_OF)
         first = _run()
         outbox_after_first = sorted((home / "var" / "outbox").rglob("*.eml"))
+        delivered_after_first = _delivered(home / "var")
         second = _run()
         yield {
             "home": home / "var", "landing": landing, "summary": summary, "first": first,
             "second": second, "outbox_after_first": outbox_after_first,
+            "delivered_after_first": delivered_after_first,
         }
 
 
@@ -140,6 +148,8 @@ def test_each_email_due_carries_its_pdf_with_number_and_total(generated_run):
         ).fetchall())
     for path in emails:
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        if message["X-Q2C-Account-Key"]:
+            continue  # a portal notice carries a link, not the PDF
         number = message["X-Q2C-Invoice-Number"]
         row = next(r for r in invoices.values() if r["doc_number"] == number)
         attachment = next(message.iter_attachments())
@@ -163,57 +173,131 @@ def test_every_account_locale_is_one_the_formatter_knows(generated_run):
     assert {"de_DE", "fr_FR", "ja_JP", "en_001"} <= locales
 
 
-def test_only_invoices_due_for_email_are_sent(generated_run):
+def _due_and_review(generated_run) -> tuple[set[str], set[str]]:
+    """Invoice numbers due tonight, and those the default review policy must hold.
+
+    Computed from the landed files: not held by a quality rule, not emailed by the ERP
+    already; review when the total is above the policy's amount for the currency or the
+    invoice is its customer's first (earliest issue date).
+    """
     invoices = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
     summary = generated_run["summary"]
     held = {rows[0].invoice_id for kind, rows in summary.bad_rows.items()
             if kind in {"invalid_currency", "due_before_issue", "total_mismatch",
                         "unparseable_line_amount"}}
-    with (generated_run["landing"] / "quickbooks" / "customer.csv").open(newline="") as handle:
-        preference = {r["id"]: r["preferred_delivery_method"] for r in csv.DictReader(handle)}
-    expected = {
-        row["doc_number"] for row in invoices.values()
-        if row["id"] not in held and row["email_status"] != "EmailSent"
-        and preference.get(row["customer_id"], "Email") in ("Email", "")
-    }
+    first = {}
+    for row in sorted(invoices.values(), key=lambda r: (r["txn_date"], r["doc_number"])):
+        first.setdefault(row["customer_id"], row["doc_number"])
+    limits = {"EUR": "10000.00", "USD": "12000.00", "GBP": "9000.00", "JPY": "1500000",
+              "KWD": "3000.000"}
+    due, review = set(), set()
+    for row in invoices.values():
+        if row["id"] in held or row["email_status"] == "EmailSent":
+            continue
+        due.add(row["doc_number"])
+        limit = limits.get(row["currency_id"])
+        if (limit and Decimal(row["total_amount"]) > Decimal(limit)) or (
+                first[row["customer_id"]] == row["doc_number"]):
+            review.add(row["doc_number"])
+    return due, review
 
-    sent = {path.name.rsplit("-", 1)[0] for path in generated_run["outbox_after_first"]}
 
-    assert sent == expected
+def _delivered(home: Path) -> dict[str, list[str]]:
+    """Invoice number -> channels it reached, read from what each channel wrote."""
+    found: dict[str, list[str]] = {}
+    for path in home.joinpath("outbox").rglob("*.eml"):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        if message["X-Q2C-Account-Key"]:
+            continue  # a portal notice, counted with the portal
+        found.setdefault(str(message["X-Q2C-Invoice-Number"]), []).append("email")
+    for path in home.joinpath("edi-outbound").glob("*.json"):
+        sidecar = json.loads(path.read_text())
+        found.setdefault(sidecar["invoice_number"], []).append("edi")
+    for path in home.joinpath("portal").glob("*/index/*.json"):
+        found.setdefault(json.loads(path.read_text())["invoice_number"], []).append("portal")
+    return found
+
+
+def test_every_due_invoice_is_delivered_once_or_waits_for_review(generated_run):
+    due, review = _due_and_review(generated_run)
+    delivered = generated_run["delivered_after_first"]
+    with opsdb.connect(generated_run["home"] / "ops.sqlite") as store:
+        pending = {row[0] for row in store.execute(
+            "select invoice_number from review_queue where status = 'pending'")}
+
+    assert review and due - review, "the generated data should exercise both paths"
+    assert pending == review
+    assert set(delivered) == due - review
+    assert all(len(channels) == 1 for channels in delivered.values()), delivered
+
+
+def test_edi_customers_get_a_valid_einvoice_and_the_others_an_email(generated_run):
+    home = generated_run["home"]
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        channel = dict(conn.sql(
+            "select i.invoice_number, coalesce(a.invoice_delivery_channel, 'email') "
+            "from core.fct_invoices i join core.dim_accounts a using (account_key)"
+        ).fetchall())
+    delivered = generated_run["delivered_after_first"]
+    assert any(channels == ["edi"] for channels in delivered.values())
+
+    for number, channels in delivered.items():
+        expected = {"edi": "edi", "portal": "portal"}.get(channel[number], "email")
+        assert channels == [expected], number
+
+    validator = validator_for(load_settings().einvoice_rules_dir)
+    files = sorted(home.joinpath("documents", "einvoices").rglob("*.*"))
+    assert files
+    for path in files:
+        if path.suffix == ".xml":
+            report = validator.validate_ubl(path.read_bytes(), peppol=True)
+        else:
+            report = validator.validate_cii(read_facturx_xml(path.read_bytes()))
+        assert report.ok, (path.name, report.summary())
 
 
 def test_a_rerun_sends_nothing_twice_and_renders_nothing_again(generated_run):
     home = generated_run["home"]
-    assert sorted(home.joinpath("outbox").rglob("*.eml")) == generated_run["outbox_after_first"]
+    assert _delivered(home) == generated_run["delivered_after_first"]
     delivery = _materialization_metadata(generated_run["second"], ["delivery"])
     documents = _materialization_metadata(generated_run["second"], ["documents"])
-    assert delivery["sent"] == 0
-    assert delivery["already_sent"] == len(generated_run["outbox_after_first"])
+    assert delivery["sent"] == 0 and delivery["queued_now"] == 0
     assert documents["rendered"] == 0
-    with connect(home / "warehouse.duckdb", read_only=True) as conn:
-        statuses = conn.sql(
-            "select status, count(*) from q2c_ops.delivery_ledger group by 1"
-        ).fetchall()
-    assert statuses == [("sent", len(generated_run["outbox_after_first"]))]
+    with opsdb.connect(home / "ops.sqlite") as store:
+        statuses = store.execute("select status, count(*) from outbox group by 1").fetchall()
+    assert [tuple(row) for row in statuses] == [
+        ("sent", len(generated_run["delivered_after_first"]))]
 
 
-def test_the_invoice_emails_go_out_over_smtp_once(generated_run, smtp_server, monkeypatch):
-    from assets.delivery import invoice_emails
+def test_an_invoice_waiting_for_review_goes_out_over_smtp_once_after_approval(
+    generated_run, smtp_server, monkeypatch
+):
+    from assets.delivery import outbox, review_queue
     from orchestration.resources import Q2CSettings
 
     _environment(monkeypatch, generated_run["home"], generated_run["landing"], AS_OF)
     monkeypatch.setenv("Q2C_MAIL_CHANNEL", "smtp")
     monkeypatch.setenv("Q2C_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("Q2C_SMTP_PORT", str(smtp_server.port))
-    expected = len(generated_run["outbox_after_first"])
+    _, review = _due_and_review(generated_run)
+    waiting = sorted(review)
 
+    result = dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()})
+    assert result.success and smtp_server.messages == []
+
+    assert cli_main(["review", "approve", waiting[0], "--by", "controller"]) == 0
     for _ in range(2):
-        result = dg.materialize([invoice_emails], resources={"q2c": Q2CSettings()})
+        result = dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()})
         assert result.success
 
-    assert len(smtp_server.messages) == expected
-    message = smtp_server.messages[0].parsed()
-    assert next(message.iter_attachments()).get_content()[:5] == b"%PDF-"
+    numbers = [m.parsed()["X-Q2C-Invoice-Number"] for m in smtp_server.messages]
+    assert numbers in ([waiting[0]], [])
+    with opsdb.connect(generated_run["home"] / "ops.sqlite") as store:
+        row = store.execute("select status, sent_channel from outbox where invoice_number = ?",
+                            [waiting[0]]).fetchone()
+    assert row is not None and row["status"] == "sent"
+    if row["sent_channel"] == "email":
+        assert numbers == [waiting[0]]
 
 
 @pytest.fixture(scope="module")
@@ -234,9 +318,7 @@ def test_the_shared_fivetran_samples_flow_through_with_a_report(shared_run):
             "where status = 'missing_file' order by 1"
         ).fetchall()
         held = {r[0] for r in conn.sql("select invoice_id from q2c_ops.invoice_holds").fetchall()}
-        ledger = conn.sql(
-            "select status, count(*) from q2c_ops.delivery_ledger group by 1"
-        ).fetchall()
+        ledger = conn.sql("select status, count(*) from q2c_ops.outbox group by 1").fetchall()
         mart = conn.sql("select count(*) from core.fct_invoices").fetchone()[0]
 
     assert missing == [("quickbooks.term",), ("salesforce.case",)]
