@@ -19,12 +19,14 @@ ACCOUNTS = 200
 AS_OF = dt.date(2026, 11, 30)
 STAGES = {
     "ingest": ("land_",),
-    "dbt": ("q2c_dbt_models",),
+    "dbt": ("q2c_dbt_models", "q2c_delivery_marts"),
     "checks": ("quality_suite_", "q2c_ops__invoice_holds"),
     "render": ("documents__invoice_pdfs",),
-    "deliver": ("delivery__invoice_emails",),
+    "einvoice": ("documents__einvoices",),
+    "deliver": ("review_queue", "outbox"),
 }
-SECONDS_TARGETS = {"ingest": 10, "dbt": 60, "checks": 15, "render": 60, "deliver": 15}
+SECONDS_TARGETS = {"ingest": 10, "dbt": 60, "checks": 15, "render": 60, "einvoice": 30,
+                   "deliver": 15}
 PEAK_MIB_TARGET = 2048
 RENDER_RATIO_TARGET = 0.9
 BARE_LOOP_SAMPLE = 300

@@ -176,7 +176,13 @@ def build_items(
         doc_key = document_key(invoice.invoice_id)
         record = dict(invoice.decision_record)
         skipped = dict(record.get("skipped") or {})
-        pdf = Path(stored.pdf_path).read_bytes()
+        try:
+            pdf = Path(stored.pdf_path).read_bytes()
+        except OSError as exc:
+            log.warning("invoice %s not queued: its PDF %s cannot be read (%s); it is "
+                        "rendered again and queued by the next run", doc.invoice_number,
+                        stored.pdf_path, exc)
+            continue
         plan = []
         for channel in record["channels"]:
             try:

@@ -2,7 +2,8 @@
 
 The warehouse is a DuckDB file by default. Raw tables live in `raw_<source>` schemas, dbt
 builds `staging`, `intermediate`, `core` and `kpi`, and q2c keeps its operational records
-(ingest report, quarantine, quality holds, document manifest, delivery ledger) in `q2c_ops`.
+(ingest report, quarantine, quality holds, document and e-invoice manifests) in `q2c_ops`,
+where `q2c.delivery.export` also copies the delivery outbox for dbt.
 DuckDB allows one writing process per file, so callers open a connection for one step and
 close it before dbt runs.
 """
@@ -55,13 +56,6 @@ create table if not exists {OPS_SCHEMA}.einvoice_manifest (
     document_id varchar primary key, invoice_id varchar, invoice_number varchar,
     format varchar, input_hash varchar, path varchar, sha256 varchar, receiver_id varchar,
     created_at timestamp, run_id varchar
-);
-
-create table if not exists {OPS_SCHEMA}.delivery_ledger (
-    idempotency_key varchar primary key, invoice_id varchar, invoice_number varchar,
-    document_id varchar, channel varchar, recipient varchar, status varchar,
-    message_id varchar, location varchar, attempts integer, last_error varchar,
-    first_attempt_at timestamp, sent_at timestamp, run_id varchar
 );
 """
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import mailbox
+import shutil
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
@@ -20,9 +22,12 @@ import pytest
 from babel import Locale
 from babel.numbers import format_currency
 from pypdf import PdfReader
+from test_bounces import dsn
 
 from q2c import opsdb
 from q2c.cli import main as cli_main
+from q2c.delivery.policy import AccountDelivery, resolve_channels
+from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.demo import generate
 from q2c.einvoice.facturx import read_facturx_xml
 from q2c.einvoice.validate import validator_for
@@ -186,7 +191,7 @@ def _due_and_review(generated_run) -> tuple[set[str], set[str]]:
             if kind in {"invalid_currency", "due_before_issue", "total_mismatch",
                         "unparseable_line_amount"}}
     first = {}
-    for row in sorted(invoices.values(), key=lambda r: (r["txn_date"], r["doc_number"])):
+    for row in sorted(invoices.values(), key=lambda r: (r["transaction_date"], r["doc_number"])):
         first.setdefault(row["customer_id"], row["doc_number"])
     limits = {"EUR": "10000.00", "USD": "12000.00", "GBP": "9000.00", "JPY": "1500000",
               "KWD": "3000.000"}
@@ -232,18 +237,22 @@ def test_every_due_invoice_is_delivered_once_or_waits_for_review(generated_run):
 
 
 def test_edi_customers_get_a_valid_einvoice_and_the_others_an_email(generated_run):
+    """Each invoice reached the first channel of its customer's policy decision."""
     home = generated_run["home"]
     with connect(home / "warehouse.duckdb", read_only=True) as conn:
-        channel = dict(conn.sql(
-            "select i.invoice_number, coalesce(a.invoice_delivery_channel, 'email') "
-            "from core.fct_invoices i join core.dim_accounts a using (account_key)"
-        ).fetchall())
+        cursor = conn.execute(
+            "select i.invoice_number, a.* from core.fct_invoices i "
+            "join core.dim_accounts a using (account_key)"
+        )
+        names = [column[0] for column in cursor.description]
+        accounts = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    policy = load_channel_policy()
     delivered = generated_run["delivered_after_first"]
     assert any(channels == ["edi"] for channels in delivered.values())
 
     for number, channels in delivered.items():
-        expected = {"edi": "edi", "portal": "portal"}.get(channel[number], "email")
-        assert channels == [expected], number
+        decision = resolve_channels(AccountDelivery.from_row(accounts[number]), policy)
+        assert channels == [decision.channels[0]], (number, decision.describe())
 
     validator = validator_for(load_settings().einvoice_rules_dir)
     files = sorted(home.joinpath("documents", "einvoices").rglob("*.*"))
@@ -300,6 +309,81 @@ def test_an_invoice_waiting_for_review_goes_out_over_smtp_once_after_approval(
         assert numbers == [waiting[0]]
 
 
+def _copy_of_the_run(generated_run, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of the generated run's home, so a test can change it freely."""
+    home = tmp_path / "var"
+    shutil.copytree(generated_run["home"], home)
+    _environment(monkeypatch, home, generated_run["landing"], AS_OF)
+    return home
+
+
+def test_a_bounced_invoice_email_fails_over_to_the_portal_and_the_trail_shows_it(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.delivery import outbox, review_queue
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    sent = [BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            for path in sorted(home.joinpath("outbox").rglob("*.eml"))]
+    original = next(m for m in sent if not m["X-Q2C-Account-Key"])
+    number = str(original["X-Q2C-Invoice-Number"])
+    maildir = mailbox.Maildir(tmp_path / "bounces", create=True)
+    maildir.add(dsn(original, action="failed", status="5.1.1", recipient=str(original["To"]),
+                    diagnostic="550 5.1.1 <ap@customer.example>: Recipient address rejected"))
+    monkeypatch.setenv("Q2C_BOUNCE_MAILDIR", str(tmp_path / "bounces"))
+
+    result = dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with opsdb.connect(home / "ops.sqlite") as store:
+        trail = [(row["event"], row["channel"]) for row in store.execute(
+            "select event, channel from delivery_events where invoice_number = ? "
+            "order by seq", [number])]
+        row = store.execute("select status, sent_channel from outbox where invoice_number = ?",
+                            [number]).fetchone()
+    assert trail[-3:] == [("bounced", "email"), ("failed_over", "email"), ("sent", "portal")]
+    assert (row["status"], row["sent_channel"]) == ("sent", "portal")
+    assert number in {json.loads(path.read_text())["invoice_number"]
+                      for path in home.joinpath("portal").glob("*/index/*.json")}
+    assert list(tmp_path.joinpath("bounces", "new").iterdir()) == []
+
+
+def test_an_einvoice_that_cannot_comply_is_held_with_the_rule_named(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.documents import einvoices
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    with connect(home / "warehouse.duckdb") as conn:
+        account, invoice_ids = conn.sql(
+            "select a.account_key, list(i.invoice_id order by i.invoice_id) "
+            "from core.dim_accounts a join core.fct_invoices i using (account_key) "
+            "where a.invoice_delivery_channel = 'edi' and a.einvoice_format = 'peppol_ubl' "
+            "group by 1 order by 1 limit 1"
+        ).fetchone()
+        conn.execute("update core.dim_accounts set peppol_participant_id = null "
+                     "where account_key = ?", [account])
+
+    result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        holds = conn.sql(
+            "select invoice_id, expectation, reason from q2c_ops.invoice_holds "
+            "where suite = 'einvoice' order by 1").fetchall()
+    held_here = {invoice_id for invoice_id, _, _ in holds}
+    assert set(invoice_ids) - _held_by_quality(generated_run) <= held_here
+    assert all("PEPPOL-EN16931-R010" in rule and "R010" in reason for _, rule, reason in holds)
+
+
+def _held_by_quality(generated_run) -> set[str]:
+    return {rows[0].invoice_id for kind, rows in generated_run["summary"].bad_rows.items()
+            if kind in {"invalid_currency", "due_before_issue", "total_mismatch",
+                        "unparseable_line_amount"}}
+
+
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("shared")
@@ -318,7 +402,7 @@ def test_the_shared_fivetran_samples_flow_through_with_a_report(shared_run):
             "where status = 'missing_file' order by 1"
         ).fetchall()
         held = {r[0] for r in conn.sql("select invoice_id from q2c_ops.invoice_holds").fetchall()}
-        ledger = conn.sql("select status, count(*) from q2c_ops.outbox group by 1").fetchall()
+        outbox = conn.sql("select status, count(*) from q2c_ops.outbox group by 1").fetchall()
         mart = conn.sql("select count(*) from core.fct_invoices").fetchone()[0]
 
     assert missing == [("quickbooks.term",), ("salesforce.case",)]
@@ -327,7 +411,7 @@ def test_the_shared_fivetran_samples_flow_through_with_a_report(shared_run):
     assert "raw_quickbooks.term" in result.summary and "missing_file" in result.summary
     assert "Invoices held back" in result.summary and "40113" in result.summary
     # Every live shared invoice is held or has no known customer: nothing may go out.
-    assert ledger == []
+    assert outbox == []
     assert "invoice 40114: core.fct_invoices.account_key" in result.summary
     assert "0 PDFs rendered this run" in result.summary
 

@@ -1,39 +1,28 @@
-"""Invoice email delivery: message assembly, mail channels and the delivery ledger."""
+"""Invoice delivery: message assembly, recipient checks, the error classes every channel
+raises, and the email transports the outbox sends through (`q2c.delivery.outbox`)."""
 
 from q2c.delivery.addresses import mask_address, validate_recipient
-from q2c.delivery.channels import EmlFolderChannel, MailChannel, SendResult, SmtpChannel
+from q2c.delivery.envelope import ChannelReceipt, Envelope
 from q2c.delivery.errors import (
     DeliveryError,
     InvalidRecipientError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from q2c.delivery.ledger import (
-    DeliveryOutcome,
-    DeliveryReport,
-    DeliveryRequest,
-    deliver,
-    idempotency_key,
-    requeue_permanent_failures,
-)
+from q2c.delivery.mail_transport import EmlFolderTransport, SmtpTransport, email_payload
 from q2c.delivery.message import build_invoice_email
 
 __all__ = [
+    "ChannelReceipt",
     "DeliveryError",
-    "DeliveryOutcome",
-    "DeliveryReport",
-    "DeliveryRequest",
-    "EmlFolderChannel",
+    "EmlFolderTransport",
+    "Envelope",
     "InvalidRecipientError",
-    "MailChannel",
     "PermanentDeliveryError",
-    "SendResult",
-    "SmtpChannel",
+    "SmtpTransport",
     "TransientDeliveryError",
     "build_invoice_email",
-    "deliver",
-    "idempotency_key",
+    "email_payload",
     "mask_address",
-    "requeue_permanent_failures",
     "validate_recipient",
 ]

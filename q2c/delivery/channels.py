@@ -1,12 +1,9 @@
-"""Mail channels: an outbox folder of `.eml` files, and SMTP.
+"""What the email transports share: SMTP reply classification and `.eml` file writing.
 
-Both take a finished `EmailMessage` (see `q2c.delivery.message`) and either hand it on or
-raise one of the errors in `q2c.delivery.errors`, which tell the ledger whether to retry.
-Both check the recipient again right before sending, so a message built by other code
-cannot slip a junk address past the ledger.
-
-The file writing and the SMTP reply classification are module functions, shared with the
-outbox transports in `q2c.delivery.mail_transport`, which send finished message bytes.
+`q2c.delivery.mail_transport` sends the outbox's finished message bytes through SMTP or
+into an `.eml` folder. The functions here turn an smtplib or socket error into one of the
+errors in `q2c.delivery.errors`, which tell the outbox whether to retry the channel or fail
+over to the next one, and write a message file atomically and only once per outbox key.
 """
 
 from __future__ import annotations
@@ -19,140 +16,15 @@ import re
 import smtplib
 import ssl
 import tempfile
-from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
 
-from q2c.delivery.addresses import mask_address, scrub_address, validate_recipient
-from q2c.delivery.errors import (
-    InvalidRecipientError,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-)
-from q2c.delivery.message import IDEMPOTENCY_HEADER, INVOICE_NUMBER_HEADER
+from q2c.delivery.addresses import mask_address, scrub_address
+from q2c.delivery.errors import PermanentDeliveryError, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """Where a message went (a file path or an SMTP URL) and the Message-ID it carried."""
-
-    location: str
-    message_id: str
-
-
-class MailChannel(Protocol):
-    """Anything that can send one email. `name` goes into idempotency keys and logs."""
-
-    name: str
-
-    def send(self, message: EmailMessage) -> SendResult: ...
-
-
-def recipient_of(message: EmailMessage) -> str:
-    """Return the single, valid To address of `message`, or raise InvalidRecipientError."""
-    addresses = [addr for _, addr in getaddresses(message.get_all("To", []))]
-    if len(addresses) != 1:
-        raise InvalidRecipientError(
-            f"an invoice email goes to exactly one To address, this one has {len(addresses)}"
-        )
-    return validate_recipient(addresses[0])
-
-
-class EmlFolderChannel:
-    """Write each message as `<outbox>/<yyyy-mm-dd>/<invoice_number>-<key[:12]>.eml`.
-
-    The embedded default channel: a folder a mail gateway (or a person) can pick up from.
-    The date folder is the message's Date in UTC. A file is written to a temporary name and
-    then linked into place, so a reader never sees half a message; if a file for the same
-    invoice and key already exists in any date folder it is kept as it is, so a resend after
-    a crash does not produce a second file.
-    """
-
-    name = "eml"
-
-    def __init__(self, outbox_dir: Path | str) -> None:
-        self.outbox_dir = Path(outbox_dir)
-
-    def send(self, message: EmailMessage) -> SendResult:
-        """Write `message` to the outbox unless its file is already there."""
-        recipient_of(message)
-        message_id = _required_header(message, "Message-ID")
-        key = _required_header(message, IDEMPOTENCY_HEADER)
-        number = _required_header(message, INVOICE_NUMBER_HEADER)
-        location = write_eml_once(
-            self.outbox_dir, number, key, utc_date_of(message["Date"]),
-            message.as_bytes(policy=policy.SMTP),
-        )
-        return SendResult(location=str(location), message_id=message_id)
-
-
-class SmtpChannel:
-    """Send through an SMTP server with smtplib, one connection per message.
-
-    STARTTLS and AUTH happen only when configured. Errors become Transient (connection
-    refused, timeouts, 4xx replies) or Permanent (5xx replies, refused recipient or sender,
-    failed login, TLS trouble) delivery errors whose text says what to check. After the
-    server has accepted the message, trouble while saying goodbye is ignored: the message
-    is delivered and must not be sent again.
-    """
-
-    name = "smtp"
-
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        username: str | None = None,
-        password: str | None = None,
-        starttls: bool = False,
-        timeout: float = 30.0,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.username = username
-        self.password = password
-        self.starttls = starttls
-        self.timeout = timeout
-        self.ssl_context = ssl_context
-
-    @property
-    def location(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
-
-    def send(self, message: EmailMessage) -> SendResult:
-        """Send `message` to its one recipient; raise a DeliveryError subclass on failure."""
-        recipient = recipient_of(message)
-        message_id = _required_header(message, "Message-ID")
-        try:
-            # Connecting in the constructor also records the host name that STARTTLS
-            # checks the server certificate against.
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            try:
-                if self.starttls:
-                    smtp.starttls(context=self.ssl_context or ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, self.password or "")
-                smtp.send_message(message, to_addrs=[recipient])
-            finally:
-                quit_quietly(smtp)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, recipient) from exc
-        return SendResult(location=self.location, message_id=message_id)
-
-    def _classify(self, exc: Exception, recipient: str) -> Exception:
-        return classify_smtp_error(
-            exc, host=self.host, port=self.port, recipient=recipient,
-            username=self.username, timeout=self.timeout,
-        )
 
 
 def classify_smtp_error(
@@ -226,16 +98,6 @@ def classify_smtp_error(
     )
 
 
-def _required_header(message: EmailMessage, name: str) -> str:
-    value = message.get(name)
-    if not value:
-        raise ValueError(
-            f"message has no {name} header: build it with "
-            "q2c.delivery.message.build_invoice_email"
-        )
-    return str(value)
-
-
 def eml_file_name(invoice_number: str, key: str) -> str:
     """`<invoice_number>-<key[:12]>.eml`, with characters unsafe in file names replaced."""
     return f"{_UNSAFE_FILE_CHARS.sub('_', invoice_number)[:80]}-{key[:12]}.eml"
@@ -256,7 +118,7 @@ def write_eml_once(
     file_name = eml_file_name(invoice_number, key)
     existing = sorted(Path(outbox_dir).glob(f"*/{file_name}"))
     if existing:
-        logger.info("invoice %s already in the outbox at %s; kept", invoice_number,
+        logger.info("invoice %s already written to %s; kept", invoice_number,
                     existing[0])
         return existing[0]
     target = Path(outbox_dir) / day.isoformat() / file_name
@@ -299,7 +161,7 @@ def write_once(target: Path, payload: bytes) -> None:
             # link() fails when the target exists, so two writers cannot both create it.
             os.link(temp_name, target)
         except FileExistsError:
-            logger.info("outbox file %s appeared meanwhile; kept", target)
+            logger.info("message file %s appeared meanwhile; kept", target)
         except OSError:
             # File systems without hard links: rename, after a last look for the target.
             if not target.exists():

@@ -1,16 +1,17 @@
 """Why a delivery did not happen, split by what the outbox should do next.
 
-The ledger keys its retry policy on the class: an invalid recipient is rejected and waits
-for corrected master data, a transient error is retried (in the same run with backoff, and
-again in the next run), a permanent error waits for someone to fix configuration or the
-recipient. Messages say what to check and never carry a full email address.
+The outbox (`q2c.delivery.outbox`) keys its handling on the class: a transient error is
+retried with backoff (in the same run, and again in a later run); a permanent error or an
+invalid recipient fails over to the next channel of the invoice's plan at once, and with
+no channel left the invoice is a dead letter until someone fixes the configuration or the
+recipient and requeues it. Messages say what to check and never carry a full email address.
 """
 
 from __future__ import annotations
 
 
 class DeliveryError(Exception):
-    """Base class for every error a mail channel raises on purpose."""
+    """Base class for every error a delivery channel raises on purpose."""
 
 
 class InvalidRecipientError(DeliveryError, ValueError):

@@ -2,8 +2,8 @@
 
 Bodies arrive rendered (from governed templates elsewhere); this module only assembles the
 MIME structure and the headers that make a send traceable. The Message-ID is derived from
-the delivery's idempotency key, so a resend after a crash carries the same Message-ID and
-the receiving side (and anyone reading the outbox) can tell it is the same message.
+the outbox attempt key, so a resend after a crash carries the same Message-ID and the
+receiving side (and anyone reading the `.eml` folder) can tell it is the same message.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def build_invoice_email(
         pdf_bytes: The rendered invoice PDF.
         pdf_filename: The attachment's file name, e.g. `INV-2026-000123.pdf`.
         message_id_domain: The right-hand side of the Message-ID, usually the sender's domain.
-        idempotency_key: The delivery ledger key; it becomes the Message-ID and a header.
+        idempotency_key: The outbox attempt key of the email channel
+            (`attempt_key(document_key(invoice_id), EMAIL)` in `q2c.delivery.outbox`);
+            it becomes the Message-ID and a header.
         date: The Date header (timezone-aware); now in UTC when omitted.
 
     Raises:
@@ -109,7 +111,7 @@ def _check_arguments(
     if not _KEY_PATTERN.fullmatch(idempotency_key):
         raise ValueError(
             f"idempotency_key for invoice {invoice_number} must be 12 to 128 letters, digits, "
-            "'-' or '_': use q2c.delivery.ledger.idempotency_key()"
+            "'-' or '_': use q2c.delivery.outbox.attempt_key()"
         )
     if date is not None and date.utcoffset() is None:
         raise ValueError(f"date for invoice {invoice_number} must carry a timezone")
