@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -336,6 +337,159 @@ def test_the_decision_log_refuses_updates_and_deletes(queue, policy, tmp_path) -
     assert [d.actor for d in queue.decisions()] == ["review policy test-1", "alice"]
 
 
+def test_an_approved_invoice_whose_amount_changes_waits_for_review_again(
+    queue, policy
+) -> None:
+    queue.screen([candidate("i1", total=Decimal("20000.00"))], policy, at("2026-06-01 09:00"))
+    queue.approve("INV-i1", by="alice", now=at("2026-06-01 10:00"))
+    same = queue.screen([candidate("i1", total=Decimal("20000.0000"), is_first_invoice=True)],
+                        policy, at("2026-06-01 11:00"))
+
+    amended = queue.screen([candidate("i1", total=Decimal("2000000.00"))], policy,
+                           at("2026-06-01 12:00"))
+    again = queue.screen([candidate("i1", total=Decimal("2000000.00"))], policy,
+                         at("2026-06-01 13:00"))
+
+    item = queue.find("i1")
+    assert same.allowed == ["i1"]  # the same amount at another scale is the same amount
+    assert (amended.waiting, again.waiting, queue.status_of(["i1"])) == (
+        ["i1"], ["i1"], {"i1": "pending"})
+    assert (item.status, item.total, item.currency, item.decided_by, item.decided_at) == (
+        "pending", Decimal("2000000.00"), "EUR", None, None)
+    assert (item.queued_at, item.sla_due_at) == (at("2026-06-01 09:00"), at("2026-06-02 09:00"))
+    assert item.reasons == (
+        "large_amount: total 2000000.00 EUR is above 10000.00 EUR",
+        "amount_changed: 20,000.00 EUR -> 2,000,000.00 EUR since approval",
+    )
+    assert item.rule_ids == ("large_amount",)
+    history = queue.decisions("i1")
+    assert [(d.action, d.actor, d.acted_at, d.reason, d.status_after) for d in history] == [
+        ("queued", "review policy test-1", at("2026-06-01 09:00"),
+         "large_amount: total 20000.00 EUR is above 10000.00 EUR", "pending"),
+        ("approved", "alice", at("2026-06-01 10:00"), None, "approved"),
+        ("changed", "q2c", at("2026-06-01 12:00"),
+         "amount changed since approval: 20,000.00 EUR -> 2,000,000.00 EUR", "pending"),
+    ]
+    assert history[1].fingerprint == {
+        "account_key": "acct-1", "currency": "EUR", "customer_on_hold": False,
+        "document_kind": "invoice", "erp_customer_id": None, "is_first_invoice": False,
+        "total": "20000.00",
+    }
+    assert history[2].fingerprint["total"] == "2000000.00"
+
+    queue.approve("INV-i1", by="bob", reason="PO for 2M seen", now=at("2026-06-01 14:00"))
+    assert queue.release_gate(["i1"]).allowed == ["i1"]
+    assert queue.decisions("i1")[-1].fingerprint["total"] == "2000000.00"
+
+
+def test_a_change_of_currency_or_of_a_rejected_amount_asks_again(queue, policy) -> None:
+    docs = [candidate("cur", total=Decimal("20000.00")), candidate("rej", is_first_invoice=True)]
+    queue.screen(docs, policy, at("2026-06-01 09:00"))
+    queue.approve("cur", by="alice", now=at("2026-06-01 10:00"))
+    queue.reject("rej", by="bob", reason="wrong VAT", now=at("2026-06-01 10:30"))
+
+    gate = queue.screen([candidate("cur", currency="USD", total=Decimal("20000.00")),
+                         candidate("rej", is_first_invoice=True, total=Decimal("480.00"))],
+                        policy, at("2026-06-02 09:00"))
+
+    assert gate == ([], ["cur", "rej"], [])
+    assert [(d.invoice_id, d.reason) for d in queue.decisions() if d.action == "changed"] == [
+        ("cur", "amount changed since approval: 20,000.00 EUR -> 20,000.00 USD"),
+        ("rej", "amount changed since rejection: 500.00 EUR -> 480.00 EUR"),
+    ]
+    rejected_before = queue.find("rej")
+    assert (rejected_before.status, rejected_before.decision_reason, rejected_before.reasons) == (
+        "pending", None, ("first_invoice: first invoice of this customer",
+                          "amount_changed: 500.00 EUR -> 480.00 EUR since rejection"))
+    assert queue.find("cur").reasons == (
+        "large_amount: total 20000.00 USD is above 12000.00 USD",
+        "amount_changed: 20,000.00 EUR -> 20,000.00 USD since approval",
+    )
+
+
+def test_a_pending_invoice_changed_below_every_rule_still_waits_for_a_person(
+    queue, policy
+) -> None:
+    queue.screen([candidate("i1", total=Decimal("20000.00"))], policy, at("2026-06-01 09:00"))
+
+    gate = queue.screen([candidate("i1", total=Decimal("2000.00"))], policy,
+                        at("2026-06-01 10:00"))
+
+    item = queue.find("i1")
+    assert gate.waiting == ["i1"]
+    assert (item.status, item.total, item.rule_ids, item.queued_at) == (
+        "pending", Decimal("2000.00"), (), at("2026-06-01 09:00"))
+    assert item.reasons == (
+        "amount_changed: 20,000.00 EUR -> 2,000.00 EUR while waiting for review",)
+    assert [(d.action, d.reason) for d in queue.decisions("i1")][1:] == [
+        ("changed", "amount changed while waiting for review: 20,000.00 EUR -> 2,000.00 EUR")]
+
+
+def test_status_of_names_each_queued_document_and_leaves_out_the_rest(queue, policy) -> None:
+    docs = [candidate(i, is_first_invoice=True) for i in ("a", "b", "c")]
+    queue.screen([*docs, candidate("clean")], policy, at("2026-06-01 09:00"))
+    queue.approve("a", by="alice")
+    queue.reject("c", by="alice", reason="duplicate")
+
+    assert queue.status_of(["a", "b", "c", "clean", "never", "a"]) == {
+        "a": "approved", "b": "pending", "c": "rejected"}
+    assert queue.status_of([]) == {}
+
+
+OLD_STORE_DDL = """
+create table review_queue (
+    invoice_id text primary key, invoice_number text not null, document_kind text not null,
+    account_key text, account_name text, currency text, total text, issue_date text,
+    reasons text not null, rule_ids text not null,
+    status text not null check (status in ('pending', 'approved', 'rejected')),
+    queued_at text not null, sla_hours integer not null check (sla_hours > 0),
+    sla_due_at text not null, decided_by text, decided_at text, decision_reason text,
+    policy_version text not null, policy_hash text not null
+);
+create table review_decisions (
+    decision_id integer primary key autoincrement, invoice_id text not null,
+    invoice_number text not null,
+    action text not null check (action in ('queued', 'approved', 'rejected', 'reopened')),
+    actor text not null, acted_at text not null, reason text, status_after text not null,
+    policy_hash text
+);
+create trigger review_decisions_no_update before update on review_decisions
+begin select raise(abort, 'review_decisions is append-only'); end;
+create trigger review_decisions_no_delete before delete on review_decisions
+begin select raise(abort, 'review_decisions is append-only'); end;
+insert into review_queue values ('i1', 'INV-i1', 'invoice', 'acct-1', 'Acme GmbH', 'EUR',
+    '20000.00', '2026-06-01', '["large_amount: old"]', 'large_amount', 'approved',
+    '2026-06-01T09:00:00.000000+00:00', 24, '2026-06-02T09:00:00.000000+00:00', 'alice',
+    '2026-06-01T10:00:00.000000+00:00', null, 'old', 'hash-old');
+insert into review_decisions values
+    (7, 'i1', 'INV-i1', 'queued', 'review policy old', '2026-06-01T09:00:00.000000+00:00',
+     'large_amount: old', 'pending', 'hash-old'),
+    (8, 'i1', 'INV-i1', 'approved', 'alice', '2026-06-01T10:00:00.000000+00:00', null,
+     'approved', 'hash-old');
+"""
+
+
+def test_a_store_from_before_fingerprints_is_migrated_keeping_its_history(
+    tmp_path: Path, policy
+) -> None:
+    path = tmp_path / "ops.sqlite"
+    with connect(path) as conn:
+        conn.executescript(OLD_STORE_DDL)
+
+    queue = ReviewQueue(path)
+    ReviewQueue(path)  # opening it again finds nothing to do
+    gate = queue.screen([candidate("i1", total=Decimal("20001.00"))], policy,
+                        at("2026-06-03 09:00"))
+
+    assert gate.waiting == ["i1"]
+    assert [(d.decision_id, d.action, d.actor, d.fingerprint) for d in queue.decisions()][:2] == [
+        (7, "queued", "review policy old", None), (8, "approved", "alice", None)]
+    assert [(d.decision_id, d.action, d.reason) for d in queue.decisions()][2:] == [
+        (9, "changed", "amount changed since approval: 20,000.00 EUR -> 20,001.00 EUR")]
+    with connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("delete from review_decisions")
+
+
 def test_candidates_from_the_marts_know_first_invoices_and_holds(tmp_path: Path) -> None:
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(POLICY_YAML.replace(
@@ -439,6 +593,58 @@ def test_review_approve_records_the_reviewer(store: Path, capsys, monkeypatch) -
         "No invoices wait for review.", f"(review queue: {store})"]
     assert main(["review", "approve", "INV-a", "--by", "bob"]) == 1
     assert "reopen it first" in capsys.readouterr().err
+
+
+def test_review_list_shows_amounts_in_the_currencys_minor_units(
+    store: Path, policy, capsys
+) -> None:
+    ReviewQueue(store).screen([
+        candidate("eur", total=Decimal("27417.6000")),
+        candidate("kwd", currency="KWD", total=Decimal("4166.1670")),
+        candidate("jpy", currency="JPY", total=Decimal("1500001.0000")),
+        candidate("odd", total=Decimal("10000.0049")),
+    ], policy, dt.datetime.now(UTC))
+
+    assert main(["review", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert main(["review", "list", "--json"]) == 0
+    totals = {i["invoice_id"]: i["total"] for i in json.loads(capsys.readouterr().out)}
+
+    assert "27,417.60 EUR" in rows["INV-eur"]
+    assert "large_amount: total 27417.60 EUR is above 10000.00 EUR" in rows["INV-eur"]
+    assert "4,166.167 KWD" in rows["INV-kwd"]
+    assert "large_amount: total 4166.167 KWD is above 3000.000 KWD" in rows["INV-kwd"]
+    assert "1,500,001 JPY" in rows["INV-jpy"]
+    assert "large_amount: total 1500001 JPY is above 1500000 JPY" in rows["INV-jpy"]
+    # half a cent above the threshold is never shown as equal to it
+    assert "large_amount: total 10000.0049 EUR is above 10000.00 EUR" in rows["INV-odd"]
+    assert {k: totals[k] for k in ("eur", "kwd", "jpy", "odd")} == {
+        "eur": "27417.60", "kwd": "4166.167", "jpy": "1500001", "odd": "10000.0049"}
+
+
+def test_review_list_shows_the_amount_as_changed_after_approval(
+    store: Path, policy, capsys
+) -> None:
+    assert main(["review", "approve", "INV-a", "--by", "alice"]) == 0
+    capsys.readouterr()
+    gate = ReviewQueue(store).screen(
+        [candidate("a", total=Decimal("2000000.00"), account_name="Acme GmbH")], policy,
+        dt.datetime.now(UTC))
+
+    assert main(["review", "list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("INV-a"))
+    assert main(["review", "history", "INV-a"]) == 0
+    history = capsys.readouterr().out.splitlines()
+
+    assert gate.waiting == ["a"]
+    cells = re.split(r"\s{2,}", row)
+    assert (cells[0], cells[2]) == ("INV-a", "2,000,000.00 EUR")
+    assert cells[-1] == ("large_amount: total 2000000.00 EUR is above 10000.00 EUR; "
+                         "amount_changed: 12,345.67 EUR -> 2,000,000.00 EUR since approval")
+    assert history[-1].split()[1:4] == ["INV-a", "changed", "q2c"]
+    assert history[-1].endswith(
+        "amount changed since approval: 12,345.67 EUR -> 2,000,000.00 EUR")
 
 
 def test_review_of_an_unknown_invoice_exits_2_and_says_how_to_list(store: Path,

@@ -15,8 +15,7 @@ import sqlite3
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from q2c.opsdb import ensure_schema
-from q2c.review.queue import QUEUE_DDL
+from q2c.review.queue import ensure_review_schema
 
 if TYPE_CHECKING:
     import duckdb
@@ -70,7 +69,7 @@ def export_review(
 ) -> ReviewExport:
     """Replace q2c_ops.review_queue and q2c_ops.review_decisions with the store's rows."""
     exported_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None)
-    ensure_schema(store_conn, QUEUE_DDL)
+    ensure_review_schema(store_conn)
     store_conn.execute("begin")
     try:
         queue = store_conn.execute("select * from review_queue order by invoice_id").fetchall()

@@ -1,7 +1,8 @@
 """How `q2c review` shows the queue: a table for people, JSON for scripts.
 
-Times are shown in UTC with minutes, ages and SLA margins in hours, totals with thousands
-separators and the currency, so a reviewer can decide from the list alone.
+Times are shown in UTC with minutes, ages and SLA margins in hours, totals in the
+currency's minor units with thousands separators and the currency (`27,417.60 EUR`,
+`1,500,000 JPY`), so a reviewer can decide from the list alone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
+from q2c.review.amounts import amount_digits, format_amount
 from q2c.review.queue import PENDING, ReviewDecision, ReviewItem
 
 
@@ -53,7 +55,8 @@ def decisions_table(decisions: Sequence[ReviewDecision]) -> str:
 
 
 def queue_json(items: Sequence[ReviewItem], now: dt.datetime) -> str:
-    """The queue as JSON: amounts as text (exact), times as ISO 8601 UTC."""
+    """The queue as JSON: amounts as text in the currency's minor units (never rounded:
+    finer non-zero digits are kept), times as ISO 8601 UTC."""
     return json.dumps([
         {
             "invoice_id": item.invoice_id,
@@ -62,7 +65,7 @@ def queue_json(items: Sequence[ReviewItem], now: dt.datetime) -> str:
             "account_key": item.account_key,
             "account_name": item.account_name,
             "currency": item.currency,
-            "total": str(item.total) if item.total is not None else None,
+            "total": _exact(item),
             "issue_date": item.issue_date.isoformat() if item.issue_date else None,
             "reasons": list(item.reasons),
             "rule_ids": list(item.rule_ids),
@@ -88,9 +91,12 @@ def describe(item: ReviewItem) -> str:
 
 
 def _total(item: ReviewItem) -> str:
-    if item.total is None:
-        return "-"
-    return f"{item.total:,} {item.currency or ''}".strip()
+    return format_amount(item.total, item.currency, grouped=True)
+
+
+def _exact(item: ReviewItem) -> str | None:
+    """The total as text in the currency's minor units, without the code."""
+    return amount_digits(item.total, item.currency) if item.total is not None else None
 
 
 def _time(moment: dt.datetime | None) -> str:

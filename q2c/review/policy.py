@@ -33,6 +33,7 @@ from typing import Protocol
 import yaml
 
 from q2c.money import MINOR_UNITS, InvalidAmountError, to_decimal
+from q2c.review.amounts import format_amount
 
 INVOICE = "invoice"
 CREDIT_NOTE = "credit_note"
@@ -110,14 +111,15 @@ class AmountAbove:
         threshold = self.thresholds.get(currency)
         if threshold is None:
             return None
+        limit = format_amount(threshold, currency)
         if candidate.total is None:
-            return f"total unknown, so it cannot be shown to be within {threshold} {currency}"
+            return f"total unknown, so it cannot be shown to be within {limit}"
         if abs(candidate.total) <= threshold:
             return None
+        total = format_amount(candidate.total, currency)
         if candidate.total < 0:
-            return (f"total {candidate.total} {currency} is beyond {threshold} {currency} "
-                    "in absolute value")
-        return f"total {candidate.total} {currency} is above {threshold} {currency}"
+            return f"total {total} is beyond {limit} in absolute value"
+        return f"total {total} is above {limit}"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,18 @@ guarded by triggers that refuse updates and deletes.
 The delivery step asks `release_gate` (or `screen`, which evaluates and queues first) before
 anything enters the outbox: a document is allowed only when it is not in the queue or is
 approved. A queued document keeps its first queued_at and its decision whatever later runs
-or policy changes say; a decision is changed only through an explicit `reopen`.
+or policy changes say; a decision is changed only through an explicit `reopen`, or when
+the document itself changes.
+
+An approval covers the document as the reviewer saw it. Each row and each history event
+keep a fingerprint of the document (currency, total and the fields the rules read), and
+`enqueue`/`screen` compare every candidate with its queued row: when the currency or the
+total differs, the row takes the new amount, goes back to pending (an approval or a
+rejection of the old amount no longer counts) and the history records a `changed` event by
+`q2c`. Its queued_at and SLA stay, so the approval SLA keeps counting from the first time
+the document waited. A changed document stays in the queue even when no rule marks it any
+more: a person already looked at it (or was about to), and one more approval is cheaper
+than a wrong release decided by a machine.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from q2c.opsdb import connect, ensure_schema, transaction
+from q2c.review.amounts import format_amount
 from q2c.review.policy import ReviewCandidate, ReviewPolicy, ReviewRequirement, evaluate
 
 logger = logging.getLogger(__name__)
@@ -37,8 +49,11 @@ APPROVED = "approved"
 REJECTED = "rejected"
 _ID_CHUNK = 500
 LIST_HINT = "run `q2c review list --all` to see the queue"
+SYSTEM_ACTOR = "q2c"
+_SINCE = {PENDING: "while waiting for review", APPROVED: "since approval",
+          REJECTED: "since rejection"}
 
-QUEUE_DDL = """
+_QUEUE_TABLE = """
 create table if not exists review_queue (
     invoice_id text primary key,
     invoice_number text not null,
@@ -58,29 +73,45 @@ create table if not exists review_queue (
     decided_at text,
     decision_reason text,
     policy_version text not null,
-    policy_hash text not null
+    policy_hash text not null,
+    fingerprint text
 );
 create index if not exists review_queue_by_number on review_queue (invoice_number);
 create index if not exists review_queue_by_status on review_queue (status, queued_at);
+"""
 
+_DECISIONS_TABLE = """
 create table if not exists review_decisions (
     decision_id integer primary key autoincrement,
     invoice_id text not null,
     invoice_number text not null,
-    action text not null check (action in ('queued', 'approved', 'rejected', 'reopened')),
+    action text not null
+        check (action in ('queued', 'approved', 'rejected', 'reopened', 'changed')),
     actor text not null,
     acted_at text not null,
     reason text,
     status_after text not null,
-    policy_hash text
-);
-create trigger if not exists review_decisions_no_update
-before update on review_decisions
-begin select raise(abort, 'review_decisions is append-only'); end;
-create trigger if not exists review_decisions_no_delete
-before delete on review_decisions
-begin select raise(abort, 'review_decisions is append-only'); end;
+    policy_hash text,
+    fingerprint text
+)
 """
+
+_DECISIONS_TRIGGERS = (
+    "create trigger if not exists review_decisions_no_update before update on "
+    "review_decisions begin select raise(abort, 'review_decisions is append-only'); end",
+    "create trigger if not exists review_decisions_no_delete before delete on "
+    "review_decisions begin select raise(abort, 'review_decisions is append-only'); end",
+)
+
+QUEUE_DDL = "".join(
+    [_QUEUE_TABLE, _DECISIONS_TABLE, ";\n", *(f"{trigger};\n" for trigger in _DECISIONS_TRIGGERS)]
+)
+
+# The columns review_decisions had before `changed` events and fingerprints.
+_DECISION_COLUMNS_V1 = (
+    "decision_id, invoice_id, invoice_number, action, actor, acted_at, reason, "
+    "status_after, policy_hash"
+)
 
 
 class ReviewError(Exception):
@@ -149,6 +180,50 @@ class ReviewDecision:
     reason: str | None
     status_after: str
     policy_hash: str | None
+    fingerprint: dict[str, object] | None = None
+    """The document as this event saw it (see `_fingerprint`); None before fingerprints."""
+
+
+def ensure_review_schema(conn: sqlite3.Connection) -> None:
+    """Create the review tables, and bring a store made before fingerprints up to date.
+
+    The migration runs in one write transaction and checks again inside it, so two
+    processes opening an old store at the same time migrate it once.
+    """
+    ensure_schema(conn, QUEUE_DDL)
+    if _is_current(conn):
+        return
+    with transaction(conn):
+        if "fingerprint" not in _columns(conn, "review_queue"):
+            conn.execute("alter table review_queue add column fingerprint text")
+        if "fingerprint" not in _columns(conn, "review_decisions"):
+            _rebuild_decisions(conn)
+
+
+def _is_current(conn: sqlite3.Connection) -> bool:
+    return all("fingerprint" in _columns(conn, table)
+               for table in ("review_queue", "review_decisions"))
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row["name"] for row in conn.execute(f"pragma table_info({table})")}
+
+
+def _rebuild_decisions(conn: sqlite3.Connection) -> None:
+    """Copy the history into a table that admits `changed` events (SQLite cannot alter a
+    check constraint in place); decision ids are kept."""
+    conn.execute("drop trigger if exists review_decisions_no_update")
+    conn.execute("drop trigger if exists review_decisions_no_delete")
+    conn.execute("alter table review_decisions rename to review_decisions_v1")
+    conn.execute(_DECISIONS_TABLE)
+    conn.execute(
+        f"insert into review_decisions ({_DECISION_COLUMNS_V1}) "
+        f"select {_DECISION_COLUMNS_V1} from review_decisions_v1 order by decision_id"
+    )
+    conn.execute("drop table review_decisions_v1")
+    for trigger in _DECISIONS_TRIGGERS:
+        conn.execute(trigger)
+    logger.info("review: decision history moved to the schema with fingerprints")
 
 
 class ReviewQueue:
@@ -157,7 +232,7 @@ class ReviewQueue:
     def __init__(self, store_path: Path) -> None:
         self.store_path = Path(store_path)
         with connect(self.store_path) as conn:
-            ensure_schema(conn, QUEUE_DDL)
+            ensure_review_schema(conn)
 
     # -- the delivery side ------------------------------------------------------------
 
@@ -169,26 +244,44 @@ class ReviewQueue:
         *,
         policy: ReviewPolicy,
     ) -> list[str]:
-        """Queue what needs review; returns the ids queued now (already queued ones keep
-        their queued_at and decision)."""
+        """Queue what needs review and re-check what is queued; returns the ids queued now.
+
+        Pass every candidate about to be delivered, not only those with a requirement: a
+        queued document whose currency or total differs from its row goes back to pending
+        (see the module docstring). Other queued documents keep their queued_at, reasons
+        and decision.
+        """
         at = _utc(now)
         by_id = {candidate.invoice_id: candidate for candidate in candidates}
+        required: dict[str, ReviewRequirement] = {}
+        for requirement in requirements:
+            if requirement.invoice_id not in by_id:
+                raise ValueError(
+                    f"review requirement for {requirement.invoice_id} has no candidate; "
+                    "pass the candidates the requirements were evaluated from"
+                )
+            required[requirement.invoice_id] = requirement
         added = []
         with connect(self.store_path) as conn, transaction(conn):
-            for requirement in requirements:
-                candidate = by_id.get(requirement.invoice_id)
-                if candidate is None:
-                    raise ValueError(
-                        f"review requirement for {requirement.invoice_id} has no candidate; "
-                        "pass the candidates the requirements were evaluated from"
-                    )
-                if _already_queued(conn, candidate):
-                    continue
-                _insert(conn, candidate, requirement, policy, at)
-                added.append(candidate.invoice_id)
-                logger.info("review: queued %s (%s)", candidate.invoice_number,
-                            ", ".join(requirement.rule_ids))
+            for candidate in by_id.values():
+                requirement = required.get(candidate.invoice_id)
+                row = _queued_row(conn, candidate)
+                if row is None and requirement is not None:
+                    _insert(conn, candidate, requirement, policy, at)
+                    added.append(candidate.invoice_id)
+                    logger.info("review: queued %s (%s)", candidate.invoice_number,
+                                ", ".join(requirement.rule_ids))
+                elif row is not None and _amount_changed(row, candidate):
+                    _requeue_changed(conn, row, candidate, requirement, policy, at)
         return added
+
+    def status_of(self, invoice_ids: Iterable[str]) -> dict[str, str]:
+        """The review status (pending, approved, rejected) of each queued id; ids that were
+        never queued are absent. For a last look at send time: a delivery queued while its
+        review was approved must be held when the status is pending again, and cancelled
+        when it is rejected."""
+        return {invoice_id: status
+                for invoice_id, (status, _) in self._statuses(list(invoice_ids)).items()}
 
     def release_gate(self, invoice_ids: Sequence[str]) -> GateResult:
         """Which documents may enter the outbox: not queued, or approved.
@@ -354,19 +447,80 @@ class ReviewQueue:
         return found
 
 
-def _already_queued(conn: sqlite3.Connection, candidate: ReviewCandidate) -> bool:
+def _queued_row(conn: sqlite3.Connection, candidate: ReviewCandidate) -> sqlite3.Row | None:
     row = conn.execute(
-        "select document_kind from review_queue where invoice_id = ?", (candidate.invoice_id,)
+        "select * from review_queue where invoice_id = ?", (candidate.invoice_id,)
     ).fetchone()
     if row is None:
-        return False
+        return None
     if row["document_kind"] != candidate.document_kind:
         raise ReviewError(
             f"document id {candidate.invoice_id} is queued as a {row['document_kind']} and "
             f"now comes as a {candidate.document_kind} ({candidate.invoice_number}); the "
             "review queue needs ids that are unique across document kinds"
         )
-    return True
+    return row
+
+
+def _fingerprint(candidate: ReviewCandidate) -> str:
+    """What the reviewer decides on: the amount and every fact the rules read."""
+    return json.dumps({
+        "currency": _currency(candidate.currency),
+        "total": str(candidate.total) if candidate.total is not None else None,
+        "document_kind": candidate.document_kind,
+        "account_key": candidate.account_key,
+        "erp_customer_id": candidate.erp_customer_id,
+        "is_first_invoice": candidate.is_first_invoice,
+        "customer_on_hold": candidate.customer_on_hold,
+    }, sort_keys=True)
+
+
+def _currency(code: str | None) -> str:
+    return (code or "").strip().upper()
+
+
+def _stored_total(row: sqlite3.Row) -> Decimal | None:
+    return Decimal(row["total"]) if row["total"] is not None else None
+
+
+def _amount_changed(row: sqlite3.Row, candidate: ReviewCandidate) -> bool:
+    """Currency or total differ from the row (20000.00 and 20000.0000 are the same)."""
+    return (_currency(row["currency"]) != _currency(candidate.currency)
+            or _stored_total(row) != candidate.total)
+
+
+def _requeue_changed(
+    conn: sqlite3.Connection, row: sqlite3.Row, candidate: ReviewCandidate,
+    requirement: ReviewRequirement | None, policy: ReviewPolicy, at: dt.datetime,
+) -> None:
+    """Put a queued document whose amount changed back to pending, with the new amount.
+
+    Its reasons are those the policy gives the document as it is now, then the change.
+    """
+    old = format_amount(_stored_total(row), row["currency"], grouped=True)
+    new = format_amount(candidate.total, candidate.currency, grouped=True)
+    since = _SINCE[row["status"]]
+    reasons = (*(requirement.reasons if requirement else ()),
+               f"amount_changed: {old} -> {new} {since}")
+    conn.execute(
+        "update review_queue set currency = ?, total = ?, fingerprint = ?, reasons = ?, "
+        "rule_ids = ?, status = ?, decided_by = null, decided_at = null, "
+        "decision_reason = null, policy_version = ?, policy_hash = ? where invoice_id = ?",
+        (
+            candidate.currency,
+            str(candidate.total) if candidate.total is not None else None,
+            _fingerprint(candidate), json.dumps(list(reasons)),
+            ",".join(requirement.rule_ids if requirement else ()), PENDING,
+            policy.version, policy.sha256, row["invoice_id"],
+        ),
+    )
+    updated = conn.execute(
+        "select * from review_queue where invoice_id = ?", (row["invoice_id"],)
+    ).fetchone()
+    note = f"amount changed {since}: {old} -> {new}"
+    _log(conn, updated, "changed", SYSTEM_ACTOR, _stamp(at), note, PENDING)
+    log = logger.warning if row["status"] != PENDING else logger.info
+    log("review: %s %s; it waits for review again", row["invoice_number"], note)
 
 
 def _insert(
@@ -377,8 +531,8 @@ def _insert(
     conn.execute(
         "insert into review_queue (invoice_id, invoice_number, document_kind, account_key, "
         "account_name, currency, total, issue_date, reasons, rule_ids, status, queued_at, "
-        "sla_hours, sla_due_at, policy_version, policy_hash) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "sla_hours, sla_due_at, policy_version, policy_hash, fingerprint) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             candidate.invoice_id, candidate.invoice_number, candidate.document_kind,
             candidate.account_key, candidate.account_name, candidate.currency,
@@ -387,26 +541,27 @@ def _insert(
             json.dumps(list(requirement.reasons)), ",".join(requirement.rule_ids),
             PENDING, queued_at, policy.sla_hours,
             _stamp(at + dt.timedelta(hours=policy.sla_hours)),
-            policy.version, policy.sha256,
+            policy.version, policy.sha256, _fingerprint(candidate),
         ),
     )
-    conn.execute(
-        "insert into review_decisions (invoice_id, invoice_number, action, actor, acted_at, "
-        "reason, status_after, policy_hash) values (?, ?, 'queued', ?, ?, ?, ?, ?)",
-        (candidate.invoice_id, candidate.invoice_number, f"review policy {policy.version}",
-         queued_at, "; ".join(requirement.reasons), PENDING, policy.sha256),
-    )
+    row = conn.execute(
+        "select * from review_queue where invoice_id = ?", (candidate.invoice_id,)
+    ).fetchone()
+    _log(conn, row, "queued", f"review policy {policy.version}", queued_at,
+         "; ".join(requirement.reasons), PENDING)
 
 
 def _log(
     conn: sqlite3.Connection, row: sqlite3.Row, action: str, actor: str, at: str,
     reason: str | None, status_after: str,
 ) -> None:
+    """Append one history event; it carries the row's fingerprint, so an approval records
+    exactly the document it approved."""
     conn.execute(
         "insert into review_decisions (invoice_id, invoice_number, action, actor, acted_at, "
-        "reason, status_after, policy_hash) values (?, ?, ?, ?, ?, ?, ?, ?)",
+        "reason, status_after, policy_hash, fingerprint) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row["invoice_id"], row["invoice_number"], action, actor, at, reason, status_after,
-         row["policy_hash"]),
+         row["policy_hash"], row["fingerprint"]),
     )
 
 
@@ -503,4 +658,5 @@ def _decision(row: sqlite3.Row) -> ReviewDecision:
         reason=row["reason"],
         status_after=row["status_after"],
         policy_hash=row["policy_hash"],
+        fingerprint=json.loads(row["fingerprint"]) if row["fingerprint"] else None,
     )
