@@ -10,7 +10,8 @@ ACCOUNTS ?= 60
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := False
-export DAGSTER_HOME ?= $(CURDIR)/var/dagster
+# Dagster's runs live beside the data they ran on: $Q2C_HOME/dagster, else var/dagster.
+export DAGSTER_HOME ?= $(if $(Q2C_HOME),$(abspath $(Q2C_HOME))/dagster,$(CURDIR)/var/dagster)
 
 .PHONY: setup system-packages demo ui test bench lint clean
 

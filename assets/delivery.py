@@ -7,8 +7,10 @@ exactly once with failover, and exports the outbox and its audit trail for the d
 
 
 import datetime as dt
+import logging
 
 import dagster as dg
+import duckdb
 
 from assets.documents import DOCUMENTS_KEY, EINVOICES_KEY
 from orchestration.resources import Q2CSettings
@@ -17,7 +19,7 @@ from q2c.content.registry import load_registry
 from q2c.delivery.bounces import read_bounces
 from q2c.delivery.envelope import PORTAL
 from q2c.delivery.export import export_deliveries
-from q2c.delivery.outbox import Outbox, RetryPolicy
+from q2c.delivery.outbox import Outbox, RetryPolicy, document_key
 from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import input_hash
@@ -25,11 +27,13 @@ from q2c.documents.render import resolve_content
 from q2c.einvoice_documents import stored_einvoices
 from q2c.invoice_delivery import build_items, delivery_channels, select_due
 from q2c.invoice_mail import stored_documents
-from q2c.review import ReviewQueue, export_review
+from q2c.review import PENDING, REJECTED, ReviewQueue, export_review
 from q2c.review import load_policy as load_review_policy
 from q2c.review.candidates import load_candidates
 from q2c.warehouse import connect
 from quality.runner import held_invoice_ids
+
+logger = logging.getLogger(__name__)
 
 REVIEW_QUEUE_KEY = dg.AssetKey(["q2c_ops", "review_queue"])
 REVIEW_DECISIONS_KEY = dg.AssetKey(["q2c_ops", "review_decisions"])
@@ -46,7 +50,52 @@ def _queued_keys(settings) -> set[str]:
 
 def _due(settings, conn):
     return select_due(conn, held_invoice_ids(conn), _queued_keys(settings),
-                      load_channel_policy(settings.delivery_policy_file), settings.run_date)
+                      load_channel_policy(settings.delivery_policy_file), settings.run_date,
+                      settings.delivery_start)
+
+
+def _review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
+    """Asked right before each send: a decision taken after queueing still counts."""
+    status = review.status_of([invoice_id]).get(invoice_id)
+    if status == PENDING:
+        return "waiting for review approval again (reopened, or the amount changed)"
+    if status == REJECTED:
+        return "rejected in review"
+    return None
+
+
+def _cancel_rejected(box: Outbox, review: ReviewQueue, settings) -> list[str]:
+    """Cancel queued, not yet sent deliveries whose invoice a reviewer rejected since."""
+    with opsdb.connect(settings.ops_store) as store:
+        unsent = [row[0] for row in store.execute(
+            "select invoice_id from outbox where status in ('queued', 'failed_retry', "
+            "'dead_letter')")]
+    cancelled = []
+    for invoice_id, status in review.status_of(unsent).items():
+        if status != REJECTED:
+            continue
+        try:
+            if box.cancel(document_key(invoice_id), by="q2c review",
+                          reason="the invoice was rejected in review after it was queued"):
+                cancelled.append(invoice_id)
+        except ValueError as exc:
+            logger.warning("delivery of invoice id %s not cancelled: %s", invoice_id, exc)
+    return cancelled
+
+
+def _exported_chain_head(conn) -> tuple[int, str] | None:
+    """The last audit event the previous run copied into the warehouse.
+
+    The chain in the operational store must still contain that event with that hash: a
+    rewritten or truncated history shows even when its hashes were recomputed.
+    """
+    try:
+        row = conn.execute(
+            "select seq, hash from q2c_ops.delivery_events order by seq desc limit 1"
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return (int(row[0]), str(row[1])) if row else None
 
 
 @dg.multi_asset(
@@ -143,6 +192,7 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
                                    settings.seller)
         stored = stored_documents(conn)
         einvoices = stored_einvoices(conn)
+        exported_head = _exported_chain_head(conn)
 
     by_id = {invoice.invoice_id: invoice for invoice in due}
     ready = []
@@ -161,9 +211,11 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         on_bounce=lambda bounce: box.record_bounce(
             bounce.attempt_key, bounce.diagnostic, context.run_id),
     ) if settings.bounce_maildir or settings.ses_bounce_queue_url else None
-    report = box.process(channels, context.run_id, retry=RetryPolicy())
+    cancelled = _cancel_rejected(box, review, settings)
+    report = box.process(channels, context.run_id, retry=RetryPolicy(),
+                         hold=lambda invoice_id: _review_hold(review, invoice_id))
     dead = box.dead_letters()
-    problems = box.verify()
+    problems = box.verify(known_head=exported_head)
 
     with opsdb.connect(settings.ops_store) as store, connect(settings.warehouse_path) as conn:
         exported = export_deliveries(store, conn)
@@ -173,6 +225,7 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
                      len(enqueued.queued), len(enqueued.already_known), counts, len(dead))
     yield dg.MaterializeResult(asset_key=OUTBOX_KEY, metadata={
         "queued_now": len(enqueued.queued),
+        "cancelled_after_rejection": dg.MetadataValue.json(cancelled),
         **{name: int(value) for name, value in counts.items()},
         "status_counts": dg.MetadataValue.json(box.status_counts()),
         "bounces_read": len(bounces.bounces) if bounces else 0,

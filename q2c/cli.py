@@ -173,6 +173,121 @@ def _add_review_parser(commands: argparse._SubParsersAction) -> None:
     review.set_defaults(func=_cmd_review)
 
 
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    """Counts, dead letters, requeueing and the audit chain of the delivery outbox."""
+    store = load_settings().ops_store
+    if not store.is_file():
+        print(f"No outbox at {store} yet: nothing has been queued for delivery "
+              "(run `q2c run`, or set Q2C_OPS_STORE).", file=sys.stderr)
+        return 2 if args.outbox_command == "requeue" else 0
+    from q2c.delivery.outbox import Outbox
+
+    box = Outbox(store)
+    if args.outbox_command == "status":
+        counts = box.status_counts()
+        print(f"Outbox {store}: {sum(counts.values())} documents")
+        for status, count in counts.items():
+            print(f"  {status:<13} {count:>6}")
+        return 0
+    if args.outbox_command == "dead-letters":
+        return _print_dead_letters(box, as_json=args.json)
+    if args.outbox_command == "requeue":
+        return _requeue(box, args.invoice, args.by, args.reason)
+    return _verify_outbox(box, args.head)
+
+
+def _print_dead_letters(box, *, as_json: bool) -> int:
+    import json
+
+    letters = box.dead_letters()
+    if as_json:
+        print(json.dumps([
+            {"invoice_number": d.invoice_number, "invoice_id": d.invoice_id,
+             "document_key": d.document_key, "plan": list(d.plan), "attempts": d.attempts,
+             "last_error": d.last_error, "updated_at": d.updated_at}
+            for d in letters
+        ], indent=2))
+        return 0
+    if not letters:
+        print("No dead letters: every queued document is sent or still on its way.")
+        return 0
+    print(f"{'invoice':<20} {'plan':<24} {'attempts':>8}  {'key':<12}  last error")
+    for d in letters:
+        print(f"{d.invoice_number:<20} {' -> '.join(d.plan):<24} {d.attempts:>8}  "
+              f"{d.document_key[:12]:<12}  {d.last_error or ''}")
+    print(f"\n{len(letters)} dead letters. Fix the cause, then: q2c outbox requeue INVOICE "
+          "--by NAME --reason TEXT")
+    return 0
+
+
+def _requeue(box, reference: str, by: str, reason: str) -> int:
+    keys = box.document_keys(reference)
+    dead = {letter.document_key for letter in box.dead_letters()}
+    if len(keys) > 1:
+        keys = [key for key in keys if key in dead] or keys
+    if not keys:
+        print(f"q2c outbox: no document {reference!r} in the outbox: give the invoice number "
+              "or document key as `q2c outbox dead-letters` lists it", file=sys.stderr)
+        return 2
+    if len(keys) > 1:
+        print(f"q2c outbox: {reference!r} matches {len(keys)} documents "
+              f"({', '.join(key[:12] for key in keys)}): give the document key",
+              file=sys.stderr)
+        return 2
+    try:
+        box.requeue_dead_letter(keys[0], by, reason)
+    except (ValueError, LookupError) as exc:
+        print(f"q2c outbox: {exc}", file=sys.stderr)
+        return 1
+    print(f"Requeued {reference}: the next run sends it from the first channel of its plan.")
+    return 0
+
+
+def _verify_outbox(box, head: str | None) -> int:
+    known_head = None
+    if head:
+        seq, _, digest = head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            print("q2c outbox: --head takes SEQ:HASH as a run recorded it (chain_head)",
+                  file=sys.stderr)
+            return 2
+        known_head = (int(seq), digest)
+    from q2c.delivery.audit import chain_head
+    from q2c.opsdb import connect
+
+    problems = box.verify(known_head)
+    with connect(box.store_path) as conn:
+        seq, digest = chain_head(conn)
+    if problems:
+        print(f"Audit trail of {box.store_path} is BROKEN ({len(problems)} problems):")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    print(f"Audit trail intact: {seq} events, each linked to the one before; "
+          f"head {seq}:{digest}")
+    return 0
+
+
+def _add_outbox_parser(commands: argparse._SubParsersAction) -> None:
+    outbox = commands.add_parser(
+        "outbox", help="delivery outbox: counts, dead letters, requeue, audit chain check"
+    )
+    actions = outbox.add_subparsers(dest="outbox_command", required=True)
+    actions.add_parser("status", help="documents in the outbox by status")
+    dead = actions.add_parser("dead-letters", help="documents no channel of their plan took")
+    dead.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    requeue = actions.add_parser(
+        "requeue", help="send a dead letter again from its first channel, after a fix"
+    )
+    requeue.add_argument("invoice", metavar="INVOICE", help="invoice number or document key")
+    requeue.add_argument("--by", required=True, help="who requeues it (kept in the audit trail)")
+    requeue.add_argument("--reason", required=True, help="what was fixed")
+    verify = actions.add_parser("verify", help="check the delivery audit trail's hash chain")
+    verify.add_argument("--head", metavar="SEQ:HASH",
+                        help="a chain head recorded earlier (catches removed newest events)")
+    outbox.set_defaults(func=_cmd_outbox)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -196,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(func=_cmd_summary)
 
     _add_review_parser(commands)
+    _add_outbox_parser(commands)
     return parser
 
 

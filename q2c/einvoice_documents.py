@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from q2c.content.registry import ContentRegistry
+from q2c.delivery.edi import participant_id
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.model import InvoiceDocument
 from q2c.documents.pool import document_file_name
@@ -44,10 +45,12 @@ PEPPOL_UBL = "peppol_ubl"
 FACTURX = "facturx"
 FORMATS = (PEPPOL_UBL, FACTURX)
 HOLD_SUITE = "einvoice"
+RULES_MISSING = "rules-missing"
 
 _TARGETS_SQL = """
 select
     invoices.invoice_id, invoices.invoice_number, accounts.account_key,
+    coalesce(accounts.erp_customer_id, accounts.account_key) as customer_reference,
     coalesce(accounts.einvoice_format, 'peppol_ubl') as einvoice_format,
     accounts.peppol_participant_id, accounts.vat_id, accounts.billing_street,
     accounts.billing_city, accounts.billing_postal_code, accounts.billing_region,
@@ -66,6 +69,7 @@ class EInvoiceTarget:
     invoice_id: str
     invoice_number: str
     account_key: str
+    customer_reference: str  # the ERP's customer number: BT-10 when there is no PO
     format: str
     peppol_id: str | None
     vat_id: str | None
@@ -102,12 +106,13 @@ def einvoice_targets(
     """Issued, not held invoices of customers whose CRM channel is edi."""
     targets = []
     for row in conn.execute(_TARGETS_SQL, [run_date]).fetchall():
-        (invoice_id, number, account_key, fmt, peppol_id, vat_id, street, city, postal,
-         region, country) = row
+        (invoice_id, number, account_key, customer_reference, fmt, peppol_id, vat_id, street,
+         city, postal, region, country) = row
         if invoice_id in held:
             continue
         targets.append(EInvoiceTarget(
-            invoice_id, number, account_key, fmt if fmt in FORMATS else PEPPOL_UBL,
+            invoice_id, number, account_key, customer_reference,
+            fmt if fmt in FORMATS else PEPPOL_UBL,
             peppol_id, vat_id,
             Address(line1=street, city=city, postal_code=postal, subdivision=region,
                     country=country),
@@ -137,7 +142,8 @@ def produce_einvoices(
         validator = validator_for(settings.einvoice_rules_dir)
     except RulesNotFoundError as exc:
         for doc in batch.documents:
-            run.hold(doc.invoice_id, doc.invoice_number, "rules-missing", str(exc))
+            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING, str(exc))
+        record_einvoices(conn, run, run_id)
         return run
 
     known = _known_hashes(conn)
@@ -147,19 +153,35 @@ def produce_einvoices(
         if digest in known:
             run.unchanged += 1
             continue
-        stored = _produce_one(doc, target, settings, content, used, validator, digest, run)
-        if stored is not None:
-            run.written.append(stored)
+        try:
+            stored = _produce_one(doc, target, settings, content, used, validator, digest, run)
+        except RulesNotFoundError as exc:
+            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING, str(exc))
+        except Exception as exc:  # one invoice's bad data must not stop the others
+            log.exception("e-invoice of invoice %s could not be produced", doc.invoice_number)
+            run.hold(doc.invoice_id, doc.invoice_number, "q2c-einvoice",
+                     f"the e-invoice could not be written ({type(exc).__name__}: {exc}); "
+                     "fix the data the message names (control characters in a name, "
+                     "memo or address are a common cause)")
+        else:
+            if stored is not None:
+                run.written.append(stored)
     record_einvoices(conn, run, run_id)
     return run
 
 
 def _produce_one(doc, target, settings, content, used, validator, digest, run):
     peppol = target.format == PEPPOL_UBL
+    if peppol and participant_id(target.peppol_id) is None:
+        run.hold(doc.invoice_id, doc.invoice_number, "PEPPOL-EN16931-R010",
+                 f"the buyer's Peppol participant id {target.peppol_id!r} is missing or not "
+                 "'<scheme>:<id>' (e.g. 9930:DE123456789); correct it in the CRM account")
+        return None
     try:
         einvoice = build_einvoice(
             doc, settings.seller, buyer_endpoint=target.peppol_id, buyer_vat=target.vat_id,
-            buyer_address=target.address, buyer_reference=target.account_key, peppol=peppol,
+            buyer_address=target.address, buyer_reference=target.customer_reference,
+            peppol=peppol,
         )
     except EInvoiceNotCompliant as exc:
         run.hold(doc.invoice_id, doc.invoice_number, ",".join(exc.rules), str(exc))
@@ -247,6 +269,7 @@ def _as_plain_en16931(einvoice):
 def _input_hash(doc: InvoiceDocument, target: EInvoiceTarget, used: UsedContent) -> str:
     parts = {
         "document": doc.digest(), "format": target.format, "peppol_id": target.peppol_id,
+        "reference": target.customer_reference,
         "vat_id": target.vat_id, "address": str(target.address), "content": used.versions(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

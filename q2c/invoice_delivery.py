@@ -56,7 +56,8 @@ select
     accounts.delivery_preference,
     accounts.invoice_delivery_channel,
     accounts.peppol_participant_id,
-    accounts.email_consent
+    accounts.email_consent,
+    invoices.issue_date < ? as before_delivery_start
 from core.fct_invoices as invoices
 left join core.dim_accounts as accounts on accounts.account_key = invoices.account_key
 where invoices.issue_date <= ?
@@ -98,9 +99,10 @@ def select_due(
     queued_keys: set[str],
     policy: ChannelPolicy,
     run_date,
+    delivery_start,
 ) -> DeliverySelection:
     """Rendered invoices due for delivery with their channel decision; the rest by reason."""
-    cursor = conn.execute(_DUE_SQL, [run_date])
+    cursor = conn.execute(_DUE_SQL, [delivery_start, run_date])
     names = [column[0] for column in cursor.description]
     selection = DeliverySelection()
     for values in cursor.fetchall():
@@ -110,6 +112,9 @@ def select_due(
             selection.skip("held back (quality rule or e-invoice rule)", number)
         elif document_key(row["invoice_id"]) in queued_keys:
             selection.skip("already in the outbox", number)
+        elif row["before_delivery_start"]:
+            selection.skip(f"issued before the delivery start {delivery_start} "
+                           "(Q2C_DELIVER_FROM)", number)
         elif row["erp_email_status"].strip().lower() == "emailsent":
             selection.skip("already emailed by the ERP (EmailSent)", number)
         elif row["account_key"] is None:
@@ -214,6 +219,9 @@ def build_items(
 def _planned_send(channel, invoice, doc, pdf, key, einvoices, content, settings, portal):
     sender_domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "q2c.invalid"
     if channel == EMAIL:
+        stored = einvoices.get(invoice.invoice_id)
+        if stored is not None and stored.format == "facturx":
+            pdf = stored.path.read_bytes()  # the same invoice, with its CII XML embedded
         email = render_invoice_email(doc, content)
         message = build_invoice_email(
             invoice_number=doc.invoice_number, recipient=invoice.account.email or "",

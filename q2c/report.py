@@ -115,10 +115,10 @@ def _documents_and_delivery(conn, run_id: str, settings: Settings) -> list[str]:
                  f"({settings.documents_dir})"]
     if einvoices:
         lines.append("E-invoices stored: " + ", ".join(f"{n} {fmt}" for fmt, n in einvoices))
-    return lines + _delivery(settings)
+    return lines + _delivery(settings, run_id)
 
 
-def _delivery(settings: Settings) -> list[str]:
+def _delivery(settings: Settings, run_id: str) -> list[str]:
     """Outbox and review state from the operational store (the truth, not the copies)."""
     import sqlite3
 
@@ -129,6 +129,9 @@ def _delivery(settings: Settings) -> list[str]:
         sent = store.execute(
             "select coalesce(sent_channel, '?'), count(*) from outbox where status = 'sent' "
             "group by 1 order by 1").fetchall()
+        this_run = store.execute(
+            "select channel, count(*) from delivery_events where event = 'sent' and "
+            "run_id = ? group by 1 order by 1", [run_id]).fetchall()
         states = store.execute(
             "select status, count(*) from outbox where status != 'sent' group by 1 order by 1"
         ).fetchall()
@@ -140,8 +143,10 @@ def _delivery(settings: Settings) -> list[str]:
         store.close()
     where = (f"outbox {settings.outbox_dir}" if settings.mail_channel == "eml"
              else settings.mail_channel)
-    lines = [f"Delivered (email via {where}, portal {settings.portal_store}, "
+    lines = [f"Delivered this run (email via {where}, portal {settings.portal_store}, "
              f"e-invoices to {settings.einvoice_target}): "
+             + (", ".join(f"{n} by {channel}" for channel, n in this_run) or "none"),
+             "  delivered in all runs: "
              + (", ".join(f"{n} by {channel}" for channel, n in sent) or "none yet")]
     if states:
         lines.append("  not delivered yet: " + ", ".join(f"{n} {s}" for s, n in states))

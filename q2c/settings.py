@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -66,9 +66,22 @@ class Settings:
     ses_bounce_queue_url: str | None = None
     s3_endpoint_url: str | None = None
     bounce_maildir: Path | None = None
+    deliver_from: dt.date | None = None
+    delivery_lookback_days: int = 45
     delivery_policy_file: Path | None = None
     review_policy_file: Path | None = None
     seller: Seller = field(default_factory=Seller)
+
+    @property
+    def delivery_start(self) -> dt.date:
+        """Invoices issued before this day are never delivered by q2c.
+
+        A first run would otherwise send the ERP's whole history; `deliver_from` pins the
+        day, else it is `delivery_lookback_days` before the run date.
+        """
+        if self.deliver_from is not None:
+            return self.deliver_from
+        return self.run_date - dt.timedelta(days=self.delivery_lookback_days)
 
     @property
     def ops_store(self) -> Path:
@@ -102,6 +115,43 @@ def _env(name: str, config: dict, key: str, default: object) -> object:
 
 def _as_bool(value: object) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _seller(values: dict, config_path: Path) -> Seller:
+    """The seller from the `seller:` block, all of it or none of it.
+
+    A partial block would print the demo seller's IBAN and VAT id on real invoices, so a
+    block that leaves out any field, or names one q2c does not know, is refused.
+    """
+    if not values:
+        return Seller()
+    known = [f.name for f in fields(Seller)]
+    unknown = sorted(set(values) - set(known))
+    missing = [name for name in known if name not in values]
+    if unknown or missing:
+        problems = []
+        if unknown:
+            problems.append(f"unknown keys {', '.join(unknown)}")
+        if missing:
+            problems.append(f"missing keys {', '.join(missing)}")
+        raise ValueError(
+            f"the seller: block of {config_path} has {'; '.join(problems)}. Give every "
+            f"field ({', '.join(known)}), so no demo value ends up on a real invoice"
+        )
+    return Seller(**{name: str(values[name]) for name in known})
+
+
+def _optional_date(value: object) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ValueError(
+            f"deliver_from (Q2C_DELIVER_FROM) is {value!r}; write a day as YYYY-MM-DD"
+        ) from exc
 
 
 def _optional_path(value: object) -> Path | None:
@@ -162,11 +212,14 @@ def load_settings(config_file: Path | None = None) -> Settings:
         bounce_maildir=_optional_path(
             _env("Q2C_BOUNCE_MAILDIR", config, "bounce_maildir", None)
         ),
+        deliver_from=_optional_date(_env("Q2C_DELIVER_FROM", config, "deliver_from", None)),
+        delivery_lookback_days=int(_env("Q2C_DELIVERY_LOOKBACK_DAYS", config,
+                                        "delivery_lookback_days", 45)),
         delivery_policy_file=_optional_path(
             _env("Q2C_DELIVERY_POLICY", config, "delivery_policy", None)
         ),
         review_policy_file=_optional_path(
             _env("Q2C_REVIEW_POLICY", config, "review_policy", None)
         ),
-        seller=Seller(**seller_config),
+        seller=_seller(seller_config, config_path),
     )

@@ -1,8 +1,8 @@
 """Shared pytest fixtures.
 
 SMTP: a real aiosmtpd server on 127.0.0.1 with a port picked by the OS. Its handler keeps
-every accepted message and can be told to answer the next RCPT or DATA commands with a
-given reply ('451 ...', '550 ...'), so tests drive real SMTP error paths.
+every accepted message and can be told to answer the next MAIL, RCPT or DATA commands with
+a given reply ('451 ...', '550 ...'), so tests drive real SMTP error paths.
 """
 
 from __future__ import annotations
@@ -42,8 +42,16 @@ class RecordingHandler:
     """aiosmtpd handler that stores accepted mail and plays scripted error replies."""
 
     messages: list[ReceivedMail] = field(default_factory=list)
+    mail_replies: list[str] = field(default_factory=list)
     rcpt_replies: list[str] = field(default_factory=list)
     data_replies: list[str] = field(default_factory=list)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mail_replies:
+            return self.mail_replies.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_replies:

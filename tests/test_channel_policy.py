@@ -77,7 +77,7 @@ def test_no_channel_left_is_a_decision_with_every_reason():
     [
         ("Email", "email-preferred", ("email", "portal")),
         ("Print", "print-requested", ("email", "portal")),
-        ("None", "no-delivery-requested", ("portal",)),
+        ("None", "no-delivery-requested", ()),
         ("portal", "portal-preferred", ("portal", "email")),
         (None, "default", ("email", "portal")),
         ("Fax", "default", ("email", "portal")),

@@ -23,6 +23,7 @@ from pypdf import PdfWriter
 from q2c.delivery.edi import EdiDropChannel, describe_document
 from q2c.delivery.envelope import EDI, EMAIL, PORTAL, Envelope
 from q2c.delivery.errors import (
+    ChannelUnavailableError,
     InvalidRecipientError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -162,10 +163,10 @@ def test_ses_unverified_sender_is_permanent_and_says_to_verify(aws, pdf_bytes): 
         ("TooManyRequestsException", 429, TransientDeliveryError, "retried later"),
         ("InternalFailure", 500, TransientDeliveryError, "retried later"),
         ("LimitExceededException", 400, TransientDeliveryError, "retried later"),
-        ("MailFromDomainNotVerifiedException", 400, PermanentDeliveryError, "MX and SPF"),
-        ("AccountSuspendedException", 400, PermanentDeliveryError, "reputation dashboard"),
-        ("SendingPausedException", 400, PermanentDeliveryError, "resume it"),
-        ("UnrecognizedClientException", 403, PermanentDeliveryError, "AWS credentials"),
+        ("MailFromDomainNotVerifiedException", 400, ChannelUnavailableError, "MX and SPF"),
+        ("AccountSuspendedException", 400, ChannelUnavailableError, "reputation dashboard"),
+        ("SendingPausedException", 400, ChannelUnavailableError, "resume it"),
+        ("UnrecognizedClientException", 403, ChannelUnavailableError, "AWS credentials"),
     ],
 )
 def test_ses_error_codes_are_classified(aws, pdf_bytes, code, status, expected,  # noqa: F811
@@ -424,6 +425,7 @@ def test_edi_drops_a_facturx_pdf_with_its_cii_document_type(tmp_path, pdf_bytes)
     assert sidecar["document_type"]["value"] == CII_EN16931_TYPE
     assert (sidecar["syntax"], sidecar["kind"]) == ("factur-x", "invoice")
     assert sidecar["receiver"]["value"] == "9930:DE123456789"
+    assert sidecar["process"] is None  # not claimed for the Peppol billing process
 
 
 @pytest.mark.parametrize("recipient", ["", "   ", "DE123456789", "0088:"])
@@ -467,8 +469,9 @@ def test_edi_s3_drop_on_moto(aws):  # noqa: F811
     assert sidecar["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
-def test_edi_s3_missing_bucket_is_permanent(aws):  # noqa: F811
+def test_edi_s3_missing_bucket_keeps_the_invoices_queued(aws):  # noqa: F811
+    """A missing bucket is a fault of the setup, not of the invoice: nothing fails over."""
     channel = EdiDropChannel("s3://no-such-bucket/out", region=aws.region,
                              endpoint_url=aws.endpoint_url)
-    with pytest.raises(PermanentDeliveryError, match="NoSuchBucket.*no-such-bucket exists"):
+    with pytest.raises(ChannelUnavailableError, match="NoSuchBucket.*no-such-bucket exists"):
         channel.send(edi_envelope(peppol_example("base-example.xml"), key_of("edi-nobucket")))

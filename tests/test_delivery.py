@@ -30,6 +30,11 @@ from q2c.delivery import (
     validate_recipient,
 )
 from q2c.delivery.envelope import EMAIL
+from q2c.delivery.errors import (
+    ChannelUnavailableError,
+    DeliveryConfigurationError,
+    TransientDeliveryError,
+)
 from q2c.delivery.message import message_id_for
 from q2c.delivery.outbox import Outbox, OutboxItem, PlannedSend, attempt_key, document_key
 from q2c.invoice_mail import attachment_name
@@ -208,28 +213,97 @@ def test_a_policy_refusal_of_the_message_is_permanent_not_a_bad_address(smtp_ser
     assert smtp_server.messages == []
 
 
-def test_wrong_password_is_a_permanent_error_naming_the_settings(smtp_starttls_server,
-                                                                 pdf_bytes):
+def test_wrong_password_makes_the_channel_unavailable_naming_the_settings(
+    smtp_starttls_server, pdf_bytes
+):
+    """A refused login is our configuration's fault, the same for every invoice: retried
+    later (transient), never an invoice's failover or dead letter."""
     server = smtp_starttls_server
     transport = SmtpTransport(server.host, server.port, server.username, "wrong",
                               starttls=True, timeout=10,
                               ssl_context=server.client_ssl_context)
 
-    with pytest.raises(PermanentDeliveryError, match="Q2C_SMTP_PASSWORD") as raised:
+    with pytest.raises(ChannelUnavailableError, match="Q2C_SMTP_PASSWORD") as raised:
         transport.send(envelope_of(make_email(pdf_bytes)))
 
+    assert isinstance(raised.value, TransientDeliveryError)
     assert "535" in str(raised.value)
     assert f"user {server.username!r}" in str(raised.value)
     assert "wrong" not in str(raised.value)
     assert server.messages == []
 
 
-def test_starttls_against_a_server_without_it_is_permanent(smtp_server, pdf_bytes):
+def test_starttls_against_a_server_without_it_makes_the_channel_unavailable(smtp_server,
+                                                                             pdf_bytes):
     transport = SmtpTransport(smtp_server.host, smtp_server.port, starttls=True, timeout=10)
 
-    with pytest.raises(PermanentDeliveryError, match="Q2C_SMTP_STARTTLS"):
+    with pytest.raises(ChannelUnavailableError,
+                       match="does not offer STARTTLS: check Q2C_SMTP_STARTTLS"):
         transport.send(envelope_of(make_email(pdf_bytes)))
 
+    assert smtp_server.messages == []
+
+
+def test_a_refused_sender_makes_the_channel_unavailable_not_the_recipient(smtp_server,
+                                                                         pdf_bytes):
+    smtp_server.handler.mail_replies.append(
+        "550 5.7.1 <billing@northwind.example>: Sender address rejected: not owned by user")
+
+    with pytest.raises(ChannelUnavailableError) as raised:
+        smtp(smtp_server).send(envelope_of(make_email(pdf_bytes)))
+
+    message = str(raised.value)
+    assert message.startswith(f"SMTP server 127.0.0.1:{smtp_server.port} refused the sender "
+                              "***@northwind.example (550 5.7.1 <***@northwind.example>: "
+                              "Sender address rejected: not owned by user): check that "
+                              "Q2C_MAIL_FROM may send through this server")
+    assert smtp_server.handler.mail_replies == []
+    assert smtp_server.messages == []
+
+
+def test_a_server_that_is_down_makes_the_channel_unavailable(smtp_server, pdf_bytes):
+    smtp_server.stop()
+
+    with pytest.raises(ChannelUnavailableError,
+                       match="refused the connection: check that it is running and "
+                             "Q2C_SMTP_HOST/Q2C_SMTP_PORT"):
+        smtp(smtp_server).send(envelope_of(make_email(pdf_bytes)))
+
+
+@pytest.mark.parametrize("host", ["mail.example.com", "10.0.0.25", "192.0.2.7", "::2",
+                                  "localhost.example.com", "128.0.0.1"])
+def test_a_login_without_tls_to_another_host_is_refused_before_connecting(host):
+    with pytest.raises(DeliveryConfigurationError) as raised:
+        SmtpTransport(host, 587, user="billing", password="pw", starttls=False)
+
+    assert isinstance(raised.value, PermanentDeliveryError)
+    assert "set Q2C_SMTP_STARTTLS=true" in str(raised.value)
+    assert f"SMTP server {host}:587 as 'billing' without TLS" in str(raised.value)
+    assert "pw" not in str(raised.value).replace("password", "")
+
+
+@pytest.mark.parametrize(
+    ("host", "user", "starttls"),
+    [("127.0.0.1", "billing", False), ("127.8.9.10", "billing", False),
+     ("::1", "billing", False), ("[::1]", "billing", False),
+     ("localhost", "billing", False), ("LocalHost.", "billing", False),
+     ("::ffff:127.0.0.1", "billing", False),
+     ("mail.example.com", "billing", True), ("mail.example.com", None, False)],
+)
+def test_a_login_over_tls_or_to_this_machine_is_allowed(host, user, starttls):
+    transport = SmtpTransport(host, 587, user=user, password="pw", starttls=starttls)
+    assert (transport.host, transport.user, transport.starttls) == (host, user, starttls)
+
+
+def test_a_clear_text_login_to_loopback_is_tried(smtp_server, pdf_bytes):
+    """Loopback is exempt from the TLS rule: the login goes to the server, which here
+    offers no AUTH at all."""
+    transport = SmtpTransport(smtp_server.host, smtp_server.port, user="billing",
+                              password="pw", timeout=10)
+
+    with pytest.raises(ChannelUnavailableError,
+                       match=r"offers no login \(AUTH\): unset Q2C_SMTP_USER"):
+        transport.send(envelope_of(make_email(pdf_bytes)))
     assert smtp_server.messages == []
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import mailbox
 import shutil
+import sqlite3
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
@@ -36,6 +37,8 @@ from q2c.warehouse import connect
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AS_OF = dt.date(2026, 11, 30)
+LOOKBACK_DAYS = 90
+DELIVERY_START = AS_OF - dt.timedelta(days=LOOKBACK_DAYS)
 
 
 def _environment(monkeypatch: pytest.MonkeyPatch, home: Path, landing: Path, as_of: dt.date):
@@ -44,6 +47,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch, home: Path, landing: Path, as_
     monkeypatch.setenv("Q2C_AS_OF", as_of.isoformat())
     monkeypatch.setenv("Q2C_MAIL_CHANNEL", "eml")
     monkeypatch.setenv("Q2C_RENDER_WORKERS", "2")
+    monkeypatch.setenv("Q2C_DELIVERY_LOOKBACK_DAYS", str(LOOKBACK_DAYS))
     for name in ("Q2C_WAREHOUSE", "Q2C_DOCUMENTS_DIR", "Q2C_OUTBOX_DIR", "Q2C_CONFIG"):
         monkeypatch.delenv(name, raising=False)
 
@@ -182,8 +186,10 @@ def _due_and_review(generated_run) -> tuple[set[str], set[str]]:
     """Invoice numbers due tonight, and those the default review policy must hold.
 
     Computed from the landed files: not held by a quality rule, not emailed by the ERP
-    already; review when the total is above the policy's amount for the currency or the
-    invoice is its customer's first (earliest issue date).
+    already, issued on or after the delivery start, to a customer who did not ask for no
+    delivery at all (QuickBooks 'None' and no CRM channel); review when the total is above the
+    policy's amount for the currency or the invoice is its customer's first (earliest issue
+    date).
     """
     invoices = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
     summary = generated_run["summary"]
@@ -195,9 +201,17 @@ def _due_and_review(generated_run) -> tuple[set[str], set[str]]:
         first.setdefault(row["customer_id"], row["doc_number"])
     limits = {"EUR": "10000.00", "USD": "12000.00", "GBP": "9000.00", "JPY": "1500000",
               "KWD": "3000.000"}
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        no_delivery = {row[0] for row in conn.sql(
+            "select erp_customer_id from core.dim_accounts where invoice_delivery_channel "
+            "is null and delivery_preference = 'none'").fetchall()}
     due, review = set(), set()
     for row in invoices.values():
         if row["id"] in held or row["email_status"] == "EmailSent":
+            continue
+        if row["customer_id"] in no_delivery:  # QuickBooks 'None': nothing is sent
+            continue
+        if dt.date.fromisoformat(row["transaction_date"]) < DELIVERY_START:
             continue
         due.add(row["doc_number"])
         limit = limits.get(row["currency_id"])
@@ -205,6 +219,13 @@ def _due_and_review(generated_run) -> tuple[set[str], set[str]]:
                 first[row["customer_id"]] == row["doc_number"]):
             review.add(row["doc_number"])
     return due, review
+
+
+def _older_not_emailed(generated_run) -> set[str]:
+    invoices = _current_invoices(generated_run["landing"] / "quickbooks" / "invoice.csv")
+    return {row["doc_number"] for row in invoices.values()
+            if row["email_status"] != "EmailSent"
+            and dt.date.fromisoformat(row["transaction_date"]) < DELIVERY_START}
 
 
 def _delivered(home: Path) -> dict[str, list[str]]:
@@ -231,6 +252,7 @@ def test_every_due_invoice_is_delivered_once_or_waits_for_review(generated_run):
             "select invoice_number from review_queue where status = 'pending'")}
 
     assert review and due - review, "the generated data should exercise both paths"
+    assert _older_not_emailed(generated_run), "and invoices older than the delivery start"
     assert pending == review
     assert set(delivered) == due - review
     assert all(len(channels) == 1 for channels in delivered.values()), delivered
@@ -342,7 +364,9 @@ def test_a_bounced_invoice_email_fails_over_to_the_portal_and_the_trail_shows_it
             "order by seq", [number])]
         row = store.execute("select status, sent_channel from outbox where invoice_number = ?",
                             [number]).fetchone()
-    assert trail[-3:] == [("bounced", "email"), ("failed_over", "email"), ("sent", "portal")]
+    after_bounce = trail[trail.index(("bounced", "email")):]
+    assert [step for step in after_bounce if step[0] != "claimed"] == [
+        ("bounced", "email"), ("failed_over", "email"), ("sent", "portal")], trail
     assert (row["status"], row["sent_channel"]) == ("sent", "portal")
     assert number in {json.loads(path.read_text())["invoice_number"]
                       for path in home.joinpath("portal").glob("*/index/*.json")}
@@ -376,6 +400,102 @@ def test_an_einvoice_that_cannot_comply_is_held_with_the_rule_named(
     held_here = {invoice_id for invoice_id, _, _ in holds}
     assert set(invoice_ids) - _held_by_quality(generated_run) <= held_here
     assert all("PEPPOL-EN16931-R010" in rule and "R010" in reason for _, rule, reason in holds)
+
+
+def _edi_account(conn, fmt: str = "peppol_ubl") -> tuple[str, list[str]]:
+    return conn.sql(
+        "select a.account_key, list(i.invoice_id order by i.invoice_id) "
+        "from core.dim_accounts a join core.fct_invoices i using (account_key) "
+        f"where a.invoice_delivery_channel = 'edi' and a.einvoice_format = '{fmt}' "
+        "group by 1 order by 1 limit 1"
+    ).fetchone()
+
+
+def test_a_control_character_in_one_customer_holds_only_that_customers_einvoices(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.documents import einvoices
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    with connect(home / "warehouse.duckdb") as conn:
+        account, invoice_ids = _edi_account(conn)
+        everyone = {row[0] for row in conn.sql(
+            "select i.invoice_id from core.fct_invoices i join core.dim_accounts a "
+            "using (account_key) where a.invoice_delivery_channel = 'edi'").fetchall()}
+        conn.execute("update core.dim_accounts set account_name = 'Hofmann' || chr(11) || "
+                     "'Elektronik AG' where account_key = ?", [account])
+
+    result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        holds = dict(conn.sql("select invoice_id, expectation from q2c_ops.invoice_holds "
+                              "where suite = 'einvoice'").fetchall())
+    expected = set(invoice_ids) - _held_by_quality(generated_run)
+    assert expected and set(holds) == expected
+    assert set(holds.values()) == {"q2c-einvoice"}
+    assert everyone - set(invoice_ids), "other e-invoice customers must not be held"
+
+
+def test_without_the_rules_folder_edi_invoices_are_held_and_nothing_goes_by_edi(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.documents import einvoices
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    monkeypatch.setenv("Q2C_EINVOICE_RULES", str(tmp_path / "no-rules-here"))
+
+    result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        holds = conn.sql("select distinct expectation, reason from q2c_ops.invoice_holds "
+                         "where suite = 'einvoice'").fetchall()
+        edi = {row[0] for row in conn.sql(
+            "select i.invoice_id from core.fct_invoices i join core.dim_accounts a "
+            "using (account_key) where a.invoice_delivery_channel = 'edi'").fetchall()}
+    assert holds and {rule for rule, _ in holds} == {"rules-missing"}
+    assert all("Q2C_EINVOICE_RULES" in reason for _, reason in holds)
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        held = {row[0] for row in conn.sql("select invoice_id from q2c_ops.invoice_holds "
+                                           "where suite = 'einvoice'").fetchall()}
+    assert held == edi - _held_by_quality(generated_run)
+
+
+def test_a_rewritten_audit_trail_fails_its_check_even_with_recomputed_hashes(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.delivery import outbox, review_queue
+    from orchestration.resources import Q2CSettings
+    from q2c.delivery.audit import GENESIS_HASH, event_hash
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    store = sqlite3.connect(home / "ops.sqlite")
+    store.row_factory = sqlite3.Row
+    store.execute("drop trigger delivery_events_no_update")
+    store.execute("drop trigger delivery_events_no_delete")
+    rows = [dict(row) for row in store.execute("select * from delivery_events order by seq")]
+    prev = GENESIS_HASH
+    for row in rows:
+        if row["event"] == "sent":
+            row["detail"] = "rewritten"
+        fields = {k: v for k, v in row.items() if k not in ("prev_hash", "hash")}
+        row["prev_hash"], row["hash"] = prev, event_hash(prev, fields)
+        prev = row["hash"]
+        store.execute("update delivery_events set detail = ?, prev_hash = ?, hash = ? "
+                      "where seq = ?", [row["detail"], row["prev_hash"], row["hash"],
+                                        row["seq"]])
+    store.commit()
+    store.close()
+
+    result = dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()},
+                            raise_on_error=False)
+
+    checks = {evaluation.check_name: evaluation.passed
+              for evaluation in result.get_asset_check_evaluations()}
+    assert checks == {"no_dead_letters": True, "audit_chain_intact": False}
 
 
 def _held_by_quality(generated_run) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 from email import policy
@@ -42,6 +43,7 @@ from q2c.delivery.export import export_deliveries
 from q2c.delivery.mail_transport import EmlFolderTransport, SmtpTransport, email_payload
 from q2c.delivery.message import build_invoice_email
 from q2c.delivery.outbox import (
+    OUTBOX_TABLE_DDL,
     Outbox,
     OutboxItem,
     PlannedSend,
@@ -245,7 +247,8 @@ def test_a_channel_down_for_several_invoices_is_not_tried_for_the_rest_of_the_ru
     assert [o.attempts for o in report.outcomes] == [2, 2, 0, 0, 0]
     assert sleep.waits == [1, 1]
     assert outbox.status_counts() == {"queued": 0, "claimed": 0, "sent": 0,
-                                      "failed_retry": 5, "dead_letter": 0}
+                                      "failed_retry": 5, "dead_letter": 0,
+                                      "cancelled": 0}
     untried = [e.detail for e in outbox.events(doc(3)) if e.event == "retry_scheduled"]
     assert untried[0].startswith("not tried: channel email (email:smtp) failed for 2 "
                                  "invoices in a row in this run")
@@ -292,6 +295,200 @@ def test_a_dead_letter_is_listed_and_requeued_only_with_who_and_why(tmp_path):
         ("claimed", f"by {report.worker}"),
         ("sent", "via portal to ***@customer1.example"),
     ]
+
+
+# -- review decisions after queueing: hold and cancel -----------------------------------
+
+
+def test_a_hold_keeps_a_queued_invoice_back_without_counting_an_attempt(tmp_path, smtp_server):
+    """Approved, queued, a transient failure, then reopened in review: the next run asks
+    the hold, which names the reason; nothing is sent and the row waits in the queue."""
+    smtp_server.handler.data_replies.append("451 4.3.0 busy")
+    clock = Clock()
+    outbox = Outbox(tmp_path / "ops.sqlite", clock=clock)
+    outbox.enqueue([item(1)], "run-1")
+    retry = RetryPolicy(max_attempts=1, base_seconds=10, sleep=SleepRecorder())
+    asked: list[str] = []
+
+    def reopened(invoice: str) -> str | None:
+        asked.append(invoice)
+        return "waiting for review: reopened by ana" if invoice == invoice_id(1) else None
+
+    first = outbox.process({EMAIL: smtp(smtp_server)}, "run-1", retry=retry)
+    clock.advance(seconds=30)
+    outbox.enqueue([item(2)], "run-2")
+    held = outbox.process({EMAIL: smtp(smtp_server)}, "run-2", retry=retry, hold=reopened)
+
+    assert [(o.invoice_number, o.status) for o in first.outcomes] == [
+        (invoice_number(1), "failed_retry")]
+    # Asked once per row: the held row is not claimed again in the same run.
+    assert sorted(asked) == [invoice_id(1), invoice_id(2)]
+    assert sorted((o.invoice_number, o.status, o.attempts, o.error)
+                  for o in held.outcomes) == [
+        (invoice_number(1), "held", 0, "waiting for review: reopened by ana"),
+        (invoice_number(2), "sent", 1, None)]
+    assert (held.held, held.counts()["held"], held.sent) == (1, 1, 1)
+    assert [m.parsed()["Message-ID"] for m in smtp_server.messages] == [message_id(2)]
+    with connect(outbox.store_path) as conn:
+        row = conn.execute("select status, attempts, channel_attempts, lease_expires_at "
+                           "from outbox where invoice_id = ?", (invoice_id(1),)).fetchone()
+    assert tuple(row) == ("queued", 1, 1, None)
+    trail = [(e.event, e.channel, e.run_id, e.detail) for e in outbox.events(doc(1))][-2:]
+    assert trail == [
+        ("claimed", "email", "run-2", f"by {held.worker}"),
+        ("held", "email", "run-2", "not sent: waiting for review: reopened by ana")]
+    assert outbox.events(doc(1))[-1].attempt_key == attempt_key(doc(1), EMAIL)
+
+    released = outbox.process({EMAIL: smtp(smtp_server)}, "run-3", hold=lambda _: None)
+    assert [(o.invoice_number, o.status) for o in released.outcomes] == [
+        (invoice_number(1), "sent")]
+    assert [m.parsed()["Message-ID"] for m in smtp_server.messages] == [
+        message_id(2), message_id(1)]
+    assert outbox.verify() == []
+
+
+def test_a_hold_that_fails_keeps_the_row_back(tmp_path):
+    outbox = Outbox(tmp_path / "ops.sqlite")
+    outbox.enqueue([item(1)], "run-1")
+
+    def broken(invoice: str) -> str | None:
+        raise RuntimeError("review store locked")
+
+    report = outbox.process({EMAIL: EmlFolderTransport(tmp_path / "eml")}, "run-1",
+                            hold=broken)
+
+    assert [(o.status, o.attempts) for o in report.outcomes] == [("held", 0)]
+    assert outbox.events(doc(1))[-1].detail == (
+        "not sent: the hold check failed (RuntimeError: review store locked); not sent "
+        "until it works")
+    assert not (tmp_path / "eml").exists()
+    assert outbox.status_counts()["queued"] == 1
+
+
+def test_a_hold_is_asked_again_before_a_retry_within_the_run(tmp_path, smtp_server):
+    """A decision taken during the backoff of a transient failure still stops the send."""
+    smtp_server.handler.data_replies.append("451 4.3.0 busy")
+    outbox = Outbox(tmp_path / "ops.sqlite")
+    outbox.enqueue([item(1)], "run-1")
+    decisions = iter([None, "rejected in review by ana: wrong VAT rate"])
+
+    report = outbox.process({EMAIL: smtp(smtp_server)}, "run-1",
+                            retry=RetryPolicy(max_attempts=3, sleep=SleepRecorder()),
+                            hold=lambda _: next(decisions))
+
+    assert [(o.status, o.attempts) for o in report.outcomes] == [("held", 1)]
+    assert smtp_server.messages == []
+    assert [e.event for e in outbox.events(doc(1))] == [
+        "queued", "claimed", "retry_scheduled", "held"]
+
+
+def test_cancel_ends_an_unsent_row_for_good(tmp_path, smtp_server):
+    smtp_server.handler.data_replies.append("451 4.3.0 busy")
+    clock = Clock()
+    outbox = Outbox(tmp_path / "ops.sqlite", clock=clock)
+    channels = {EMAIL: smtp(smtp_server),
+                PORTAL: PortalStub(tmp_path / "p", refuse={recipient(3)})}
+    retry = RetryPolicy(max_attempts=1, base_seconds=1)
+    outbox.enqueue([item(1)], "run-1")
+    outbox.process(channels, "run-1", retry=retry)
+    outbox.enqueue([item(2), item(3, (portal_send(3),))], "run-1b")
+    outbox.process(channels, "run-1b", retry=retry)
+
+    assert outbox.status_counts() == {"queued": 0, "claimed": 0, "sent": 1,
+                                      "failed_retry": 1, "dead_letter": 1, "cancelled": 0}
+    with pytest.raises(ValueError, match="needs who"):
+        outbox.cancel(doc(1), "", "rejected")
+    with pytest.raises(LookupError, match="no document"):
+        outbox.cancel("0" * 64, "ana", "rejected")
+    with pytest.raises(ValueError, match="already sent via email .*correct it with a credit"):
+        outbox.cancel(doc(2), "ana", "rejected")
+
+    assert outbox.cancel(doc(1), "ana", "rejected in review: wrong VAT rate") is True
+    assert outbox.cancel(doc(3), "ana", "rejected in review") is True
+    assert outbox.cancel(doc(1), "ana", "rejected again") is False
+    clock.advance(hours=1)
+    later = outbox.process({EMAIL: smtp(smtp_server), PORTAL: PortalStub(tmp_path / "p")},
+                           "run-2")
+    again = outbox.enqueue([item(1)], "run-3")
+
+    assert later.outcomes == [] and again.already_known == [doc(1)]
+    assert [m.parsed()["Message-ID"] for m in smtp_server.messages] == [message_id(2)]
+    assert outbox.status_counts() == {"queued": 0, "claimed": 0, "sent": 1,
+                                      "failed_retry": 0, "dead_letter": 0, "cancelled": 2}
+    assert outbox.dead_letters() == []
+    cancelled = outbox.events(doc(1))[-1]
+    assert (cancelled.event, cancelled.channel, cancelled.attempt_key, cancelled.run_id,
+            cancelled.detail) == ("cancelled", None, None, "manual:ana",
+                                  "by ana: rejected in review: wrong VAT rate (was "
+                                  "failed_retry)")
+    assert [e.event for e in outbox.events(doc(1))].count("cancelled") == 1
+    with pytest.raises(ValueError, match="is cancelled, not a dead letter"):
+        outbox.requeue_dead_letter(doc(1), "ana", "changed my mind")
+    assert outbox.verify() == []
+
+
+def test_cancel_refuses_a_row_a_run_is_sending(tmp_path):
+    outbox = Outbox(tmp_path / "ops.sqlite")
+    outbox.enqueue([item(1)], "run-1")
+    eml = EmlFolderTransport(tmp_path / "eml")
+    refusals: list[str] = []
+
+    class CancelledMidSend:
+        name = "email:eml"
+
+        def send(self, envelope):
+            try:
+                outbox.cancel(doc(1), "ana", "rejected")
+            except ValueError as exc:
+                refusals.append(str(exc))
+            return eml.send(envelope)
+
+    report = outbox.process({EMAIL: CancelledMidSend()}, "run-1")
+
+    assert report.sent == 1
+    [refusal] = refusals
+    assert refusal.startswith(f"invoice INV-2026-0001 is being sent by {report.worker}")
+    assert "cancel it after that run" in refusal
+
+
+def test_an_outbox_made_before_cancelled_existed_is_rebuilt_to_accept_it(tmp_path):
+    store = tmp_path / "ops.sqlite"
+    Outbox(store).enqueue([item(1), item(2)], "run-1")
+    old_table = OUTBOX_TABLE_DDL.replace(", 'cancelled'", "").replace(
+        "create table if not exists outbox (", "create table outbox_old (")
+    with connect(store) as conn:
+        conn.execute("pragma foreign_keys=off")
+        conn.executescript(f"""
+            begin;
+            {old_table};
+            insert into outbox_old select * from outbox;
+            drop table outbox;
+            alter table outbox_old rename to outbox;
+            update outbox set status = 'dead_letter' where invoice_id = '{invoice_id(2)}';
+            commit;
+        """)
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
+            conn.execute("update outbox set status = 'cancelled'")
+
+    outbox = Outbox(store)
+    with connect(store) as conn:
+        table_sql = conn.execute("select sql from sqlite_master where name = 'outbox'"
+                                 ).fetchone()[0]
+        indexes = [row[0] for row in conn.execute(
+            "select name from sqlite_master where type = 'index' and tbl_name = 'outbox'")]
+        payloads = conn.execute("select count(*) from outbox_payloads").fetchone()[0]
+        orphans = conn.execute("pragma foreign_key_check").fetchall()
+
+    assert "'cancelled'" in table_sql and "outbox_due" in indexes
+    assert (payloads, orphans) == (2, [])
+    assert outbox.cancel(doc(1), "ana", "rejected") is True
+    assert outbox.status_counts() == {"queued": 0, "claimed": 0, "sent": 0,
+                                      "failed_retry": 0, "dead_letter": 1, "cancelled": 1}
+    outbox.requeue_dead_letter(doc(2), "ana", "fixed")
+    sent = outbox.process({EMAIL: EmlFolderTransport(tmp_path / "eml")}, "run-2")
+    assert [(o.invoice_number, o.status) for o in sent.outcomes] == [
+        (invoice_number(2), "sent")]
+    assert outbox.verify() == []
 
 
 # -- leases ------------------------------------------------------------------------------
@@ -468,7 +665,7 @@ def test_email_payload_is_the_wire_form_of_the_message():
 
 
 def scenario(tmp_path: Path) -> Outbox:
-    """Five invoices with known outcomes (see test_export_feeds_the_delivery_marts)."""
+    """Seven invoices with known outcomes (see test_export_feeds_the_delivery_marts)."""
     clock = Clock(dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC))
     outbox = Outbox(tmp_path / "ops.sqlite", clock=clock)
     edi = PlannedSend(EDI, "0088:5790000435951", b"<Invoice/>", "INV-2026-0002.xml",
@@ -478,16 +675,24 @@ def scenario(tmp_path: Path) -> Outbox:
         item(2, (edi, email_send(2))),
         item(3, (email_send(3),)),
         item(4, (email_send(4), portal_send(4))),
+        item(6, (email_send(6),)),
+        item(7, (email_send(7),)),
     ], "run-1")
     channels = {EMAIL: EmlFolderTransport(tmp_path / "eml"),
                 PORTAL: PortalStub(tmp_path / "portal")}
-    outbox.process(channels, "run-1")
+    in_review = {invoice_id(6), invoice_id(7)}
+
+    def hold(invoice: str) -> str | None:
+        return "waiting for review" if invoice in in_review else None
+
+    outbox.process(channels, "run-1", hold=hold)
     clock.now = dt.datetime(2026, 3, 3, 7, 0, tzinfo=dt.UTC)
     for n in (3, 4):
         assert outbox.record_bounce(attempt_key(doc(n), EMAIL),
                                     f"550 5.1.1 <{recipient(n)}>: user unknown", "bounces-1")
+    assert outbox.cancel(doc(6), "ana", "rejected in review")
     clock.now = dt.datetime(2026, 3, 3, 9, 0, tzinfo=dt.UTC)
-    outbox.process(channels, "run-2")
+    outbox.process(channels, "run-2", hold=hold)
     clock.now = dt.datetime(2026, 3, 3, 9, 30, tzinfo=dt.UTC)
     outbox.enqueue([item(5, (email_send(5), portal_send(5)))], "run-2")
     return outbox
@@ -506,7 +711,9 @@ def test_export_feeds_the_delivery_marts(tmp_path):
                 ('inv-002', 'INV-2026-0002', date '2026-03-01', date '2026-03-31', 'acct-2'),
                 ('inv-003', 'INV-2026-0003', date '2026-02-27', date '2026-03-29', 'acct-0'),
                 ('inv-004', 'INV-2026-0004', date '2026-03-01', date '2026-03-31', 'acct-1'),
-                ('inv-005', 'INV-2026-0005', date '2026-03-02', date '2026-04-01', 'acct-2')
+                ('inv-005', 'INV-2026-0005', date '2026-03-02', date '2026-04-01', 'acct-2'),
+                ('inv-006', 'INV-2026-0006', date '2026-03-01', date '2026-03-31', 'acct-0'),
+                ('inv-007', 'INV-2026-0007', date '2026-03-02', date '2026-04-01', 'acct-1')
             ) as t (invoice_id, invoice_number, issue_date, due_date, account_key)
         """)
         copied = duck.sql("select column_name from information_schema.columns "
@@ -515,13 +722,14 @@ def test_export_feeds_the_delivery_marts(tmp_path):
         recipients = duck.sql("select distinct recipient from q2c_ops.outbox_payloads "
                               "order by 1").fetchall()
 
-    # Events: 5 queued; run 1: claimed + sent for INV-1, INV-3, INV-4 and claimed +
-    # failed_over + sent for INV-2 (9); bounces: bounced + dead_letter (INV-3), bounced +
-    # failed_over (INV-4); run 2: claimed + sent (INV-4). 5 + 9 + 4 + 2 = 20.
-    assert first == again == {"outbox": 5, "outbox_payloads": 9, "delivery_events": 20}
+    # Events: 7 queued; run 1: claimed + sent for INV-1, INV-3, INV-4, claimed +
+    # failed_over + sent for INV-2, claimed + held for INV-6 and INV-7 (13); bounces:
+    # bounced + dead_letter (INV-3), bounced + failed_over (INV-4); cancelled (INV-6);
+    # run 2: claimed + sent (INV-4), claimed + held (INV-7). 7 + 13 + 4 + 1 + 4 = 29.
+    assert first == again == {"outbox": 7, "outbox_payloads": 11, "delivery_events": 29}
     assert sorted(copied) == [("payload_bytes",), ("payload_sha256",)]
     assert [r[0] for r in recipients] == [
-        *(f"***@customer{n}.example" for n in range(1, 6)), "0088:5790000435951"]
+        *(f"***@customer{n}.example" for n in range(1, 8)), "0088:5790000435951"]
 
     result = _dbt_build(tmp_path, warehouse, as_of="2026-03-03")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
@@ -553,17 +761,20 @@ def test_export_feeds_the_delivery_marts(tmp_path):
          None),
         ("INV-2026-0004", "email", 0, "failed_over", False, "sent", 1, day1, bounce, bounce),
         ("INV-2026-0004", "portal", 1, "sent", True, "sent", 1, day2, None, None),
+        ("INV-2026-0006", "email", 0, "cancelled", False, "cancelled", 0, None, None, None),
+        ("INV-2026-0007", "email", 0, "pending", False, "queued", 0, None, None, None),
     ]
     assert dead == [("INV-2026-0003", "email", 1, 1, bounce,
                      "bounced: 550 5.1.1 <***@customer3.example>: user unknown")]
     # As of 2026-03-03 with N = 1. February: INV-3 (issued 02-27) never delivered, overdue
     # since 02-28: late, 0 / 1. March: INV-1 and INV-2 sent 03-02, due by 03-02: on time;
     # INV-4's email bounced, the portal took it 03-03, after its deadline: late; INV-5
-    # (issued 03-02, due by 03-03) not sent yet: pending. 2 / 3 = 0.6667.
+    # (issued 03-02, due by 03-03) not sent yet: pending, and so is INV-7 (held for review).
+    # INV-6 (issued 03-01) was cancelled: not measured, or it would be late. 2 / 3 = 0.6667.
     assert [(m, on, late, pending, measured, float(rate)) for m, on, late, pending, measured,
             rate in kpi] == [
         ("2026-02-01", 0, 1, 0, 1, 0.0),
-        ("2026-03-01", 2, 1, 1, 3, 0.6667),
+        ("2026-03-01", 2, 1, 2, 3, 0.6667),
     ]
 
 

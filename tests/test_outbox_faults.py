@@ -39,7 +39,7 @@ from outbox_support import (
 from q2c.delivery import audit
 from q2c.delivery.envelope import EMAIL, PORTAL
 from q2c.delivery.mail_transport import SmtpTransport
-from q2c.delivery.outbox import Outbox, attempt_key, document_key
+from q2c.delivery.outbox import Outbox, RetryPolicy, attempt_key, document_key
 from q2c.opsdb import connect
 
 HOST = "127.0.0.1"
@@ -184,7 +184,7 @@ def test_server_stopping_mid_batch_leaves_the_rest_for_the_next_run(tmp_path, ma
 
     assert (first.sent, first.failed_retry, first.dead_letter) == (7, 13, 0)
     assert after_first == {"queued": 0, "claimed": 0, "sent": 7, "failed_retry": 13,
-                           "dead_letter": 0}
+                           "dead_letter": 0, "cancelled": 0}
     assert (second.sent, second.failed_retry, second.dead_letter) == (13, 0, 0)
     assert mail_server.handler.message_ids() == every_invoice_once()
     assert len(mail_server.handler.accepted) == COUNT
@@ -291,7 +291,8 @@ def test_a_refused_mailbox_fails_over_to_the_portal_or_dead_letters_alone(
     assert (dead.sent, dead.dead_letter) == (COUNT - 1, 1)
     assert [d.invoice_number for d in email_only.dead_letters()] == [invoice_number(7)]
     assert email_only.status_counts() == {"queued": 0, "claimed": 0, "sent": COUNT - 1,
-                                          "failed_retry": 0, "dead_letter": 1}
+                                          "failed_retry": 0, "dead_letter": 1,
+                                          "cancelled": 0}
     assert events_of(email_only, 7) == [("queued", None), ("claimed", "email"),
                                         ("dead_letter", "email")]
     assert mail_server.handler.message_ids() == expected + expected
@@ -371,3 +372,80 @@ def test_the_audit_chain_verifies_and_shows_any_edit(tmp_path, mail_server):
     assert outbox.verify(known_head=head)[-1] == f"event {head[0]}, recorded earlier as the "\
         "head, is gone"
     assert audit.GENESIS_HASH == "0" * 64
+
+
+# -- the channel itself out of order: our login or sender refused ----------------------
+
+SENDER_REFUSED = ("550 5.7.1 <billing@northwind.example>: Sender address rejected: "
+                  "not owned by user")
+
+
+def test_a_refused_sender_keeps_every_invoice_for_a_later_run_not_dead_letters(
+    tmp_path, smtp_server
+):
+    """MAIL FROM refused with 550 5.7.1: the server would refuse every invoice the same
+    way. The run stops trying email after `trip_after` rows, no row fails over to the
+    portal or becomes a dead letter, and no row moves closer to giving up on email."""
+    smtp_server.handler.mail_replies.extend([SENDER_REFUSED] * 10)
+    outbox = Outbox(tmp_path / "ops.sqlite")
+    outbox.enqueue([item(n, (email_send(n), portal_send(n))) for n in range(1, 4)]
+                   + [item(n) for n in range(4, 6)], "run-1")
+    portal = PortalStub(tmp_path / "portal")
+    waits: list[float] = []
+    # A plain transient failure would give up on email after 2 failures and fail over.
+    retry = RetryPolicy(max_attempts=2, base_seconds=1, give_up_after=2, trip_after=2,
+                        sleep=waits.append)
+
+    report = outbox.process({EMAIL: SmtpTransport(smtp_server.host, smtp_server.port,
+                                                  timeout=10), PORTAL: portal},
+                            "run-1", retry=retry)
+
+    assert [(o.invoice_number, o.status, o.attempts) for o in report.outcomes] == [
+        (invoice_number(1), "failed_retry", 2), (invoice_number(2), "failed_retry", 2),
+        (invoice_number(3), "failed_retry", 0), (invoice_number(4), "failed_retry", 0),
+        (invoice_number(5), "failed_retry", 0)]
+    assert len(smtp_server.handler.mail_replies) == 10 - 4  # 2 rows x 2 attempts tried
+    assert waits == [1, 1]
+    assert (report.failovers, report.dead_letter, outbox.dead_letters()) == (0, 0, [])
+    assert portal.files() == [] and smtp_server.messages == []
+    assert outbox.status_counts()["failed_retry"] == 5
+    with connect(outbox.store_path) as conn:
+        rows = conn.execute("select invoice_number, attempts, channel_attempts, channel_index "
+                            "from outbox order by invoice_number").fetchall()
+    assert [tuple(row) for row in rows] == [
+        (invoice_number(1), 2, 0, 0), (invoice_number(2), 2, 0, 0),
+        (invoice_number(3), 0, 0, 0), (invoice_number(4), 0, 0, 0),
+        (invoice_number(5), 0, 0, 0)]
+    first = outbox.events(document_key(invoice_id(1)))[-1]
+    assert first.event == "retry_scheduled"
+    assert (f"SMTP server 127.0.0.1:{smtp_server.port} refused the sender "
+            "***@northwind.example (550 5.7.1") in first.detail
+    assert "check that Q2C_MAIL_FROM may send through this server" in first.detail
+    assert outbox.events(document_key(invoice_id(3)))[-1].detail.startswith(
+        "not tried: channel email (email:smtp) failed for 2 invoices in a row in this run")
+
+
+def test_a_refused_login_keeps_the_batch_for_a_later_run(tmp_path, smtp_starttls_server):
+    server = smtp_starttls_server
+    outbox = Outbox(tmp_path / "ops.sqlite")
+    outbox.enqueue([item(n) for n in range(1, 4)], "run-1")
+    wrong = SmtpTransport(server.host, server.port, server.username, "wrong", starttls=True,
+                          timeout=10, ssl_context=server.client_ssl_context)
+
+    report = outbox.process({EMAIL: wrong}, "run-1",
+                            retry=tiny_retry(give_up_after=1, trip_after=1))
+
+    assert [(o.status, o.attempts) for o in report.outcomes] == [
+        ("failed_retry", 2), ("failed_retry", 0), ("failed_retry", 0)]
+    assert outbox.dead_letters() == [] and server.messages == []
+    detail = outbox.events(document_key(invoice_id(1)))[-1].detail
+    assert "rejected the login of user 'billing' (535" in detail
+    assert "check Q2C_SMTP_USER and Q2C_SMTP_PASSWORD" in detail
+
+    time.sleep(0.02)  # past the tiny deferral
+    right = SmtpTransport(server.host, server.port, server.username, server.password,
+                          starttls=True, timeout=10, ssl_context=server.client_ssl_context)
+    fixed = outbox.process({EMAIL: right}, "run-2", retry=tiny_retry())
+    assert fixed.sent == 3
+    assert sorted(str(m.parsed()["Message-ID"]) for m in server.messages) == sorted(
+        message_id(n) for n in range(1, 4))

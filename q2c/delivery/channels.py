@@ -4,6 +4,10 @@
 into an `.eml` folder. The functions here turn an smtplib or socket error into one of the
 errors in `q2c.delivery.errors`, which tell the outbox whether to retry the channel or fail
 over to the next one, and write a message file atomically and only once per outbox key.
+
+Where a session failed decides whose fault it is: before a recipient is named (connection,
+STARTTLS, AUTH, MAIL FROM) it is the channel's and the invoice keeps its channel
+(`channel_unavailable`); at RCPT TO or DATA it may be the invoice's (`classify_smtp_error`).
 """
 
 from __future__ import annotations
@@ -20,22 +24,120 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from q2c.delivery.addresses import mask_address, scrub_address
-from q2c.delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from q2c.delivery.errors import (
+    ChannelUnavailableError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 
 logger = logging.getLogger(__name__)
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def classify_smtp_error(
-    exc: Exception, *, host: str, port: int, recipient: str, username: str | None,
-    timeout: float,
-) -> Exception:
-    """Turn an smtplib or socket error into a Transient or Permanent delivery error.
+# The stages of an SMTP session before a recipient is named. A failure there is the
+# channel's (server, network, credentials, sender address), never the invoice's.
+CONNECT = "connect"
+STARTTLS = "starttls"
+AUTH = "auth"
+MAIL_FROM = "mail_from"
 
-    4xx replies, refused connections and timeouts may work later unchanged; 5xx replies,
-    failed logins and TLS trouble will not. The text names the server and what to check,
-    never the full recipient address.
+
+def channel_unavailable(
+    exc: Exception, *, stage: str, host: str, port: int, username: str | None,
+    timeout: float, sender: str | None = None,
+) -> ChannelUnavailableError:
+    """Turn a failure at the connection, STARTTLS, AUTH or MAIL FROM stage into a
+    `ChannelUnavailableError` that names the setting to check.
+
+    Every invoice of the run would fail the same way, so the outbox keeps the rows for a
+    later run instead of failing them over one by one as if their recipients were wrong.
+    """
+    server = f"SMTP server {host}:{port}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        detail = reply_text(exc.smtp_code, exc.smtp_error, sender or "")
+    else:
+        detail = scrub_address(str(exc), sender or "") or type(exc).__name__
+    if stage == MAIL_FROM:
+        return ChannelUnavailableError(
+            f"{server} refused the sender {mask_address(sender or '')} ({detail}): check "
+            "that Q2C_MAIL_FROM may send through this server (and Q2C_SMTP_USER if the "
+            "server wants a login first)"
+        )
+    if stage == STARTTLS and isinstance(exc, smtplib.SMTPNotSupportedError):
+        return ChannelUnavailableError(
+            f"{server} does not offer STARTTLS: check Q2C_SMTP_STARTTLS and Q2C_SMTP_PORT "
+            "(the submission port, usually 587, offers it)"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ChannelUnavailableError(
+            f"TLS with {server} failed ({detail}): check the server certificate and "
+            "Q2C_SMTP_STARTTLS"
+        )
+    if stage == AUTH and isinstance(exc, smtplib.SMTPAuthenticationError):
+        return ChannelUnavailableError(
+            f"{server} rejected the login of user {username!r} ({detail}): check "
+            "Q2C_SMTP_USER and Q2C_SMTP_PASSWORD"
+        )
+    if stage == AUTH and isinstance(exc, smtplib.SMTPNotSupportedError):
+        return ChannelUnavailableError(
+            f"{server} offers no login (AUTH): unset Q2C_SMTP_USER, or set "
+            "Q2C_SMTP_STARTTLS=true if it offers AUTH only over TLS"
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return ChannelUnavailableError(
+            f"{server} refused the session at {stage.upper()} ({detail}): check "
+            + _SETTINGS_OF_STAGE[stage]
+        )
+    return _unreachable(exc, server, stage, detail, timeout)
+
+
+_SETTINGS_OF_STAGE = {
+    CONNECT: "Q2C_SMTP_HOST/Q2C_SMTP_PORT and that this host may use the server",
+    STARTTLS: "Q2C_SMTP_STARTTLS and Q2C_SMTP_PORT",
+    AUTH: "Q2C_SMTP_USER and Q2C_SMTP_PASSWORD",
+}
+
+
+def _unreachable(
+    exc: Exception, server: str, stage: str, detail: str, timeout: float
+) -> ChannelUnavailableError:
+    """The connection itself failed: refused, timed out, dropped, or no such host."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ChannelUnavailableError(
+            f"{server} refused the connection: check that it is running and "
+            "Q2C_SMTP_HOST/Q2C_SMTP_PORT"
+        )
+    if isinstance(exc, TimeoutError):
+        return ChannelUnavailableError(
+            f"{server} did not answer within {timeout:g}s (at {stage.upper()}): check the "
+            "network path, Q2C_SMTP_HOST/Q2C_SMTP_PORT and the server's load"
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return ChannelUnavailableError(
+            f"{server} closed the connection at {stage.upper()} ({detail}): check that it "
+            "is running and that the port speaks plain SMTP (with Q2C_SMTP_STARTTLS for "
+            "encryption)"
+        )
+    if isinstance(exc, smtplib.SMTPException):
+        return ChannelUnavailableError(
+            f"{server} cannot be used as configured ({detail}): check Q2C_SMTP_STARTTLS "
+            "and Q2C_SMTP_USER against what the server offers"
+        )
+    return ChannelUnavailableError(
+        f"{server} could not be reached ({detail}): check Q2C_SMTP_HOST/Q2C_SMTP_PORT and "
+        "the network"
+    )
+
+
+def classify_smtp_error(
+    exc: Exception, *, host: str, port: int, recipient: str, timeout: float,
+) -> Exception:
+    """Turn a failure after MAIL FROM (at RCPT TO or DATA) into a delivery error.
+
+    4xx replies, dropped connections and timeouts may work later unchanged; 5xx replies
+    will not. The text names the server and what to check, never the full recipient
+    address. Failures before RCPT TO go through `channel_unavailable`.
     """
     server = f"SMTP server {host}:{port}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -50,17 +152,6 @@ def classify_smtp_error(
             f"{server} refused recipient {mask_address(recipient)} ({detail}): check the "
             "billing email on the customer record"
         )
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return _by_reply_code(
-            exc, recipient, f"{server} could not log in now",
-            f"{server} rejected the login of user {username!r}",
-            "check Q2C_SMTP_USER and Q2C_SMTP_PASSWORD",
-        )
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return _by_reply_code(
-            exc, recipient, f"{server} deferred the sender", f"{server} refused the sender",
-            "check that Q2C_MAIL_FROM may send through this server",
-        )
     if isinstance(exc, smtplib.SMTPResponseException):
         return _by_reply_code(
             exc, recipient, f"{server} deferred the message",
@@ -69,32 +160,21 @@ def classify_smtp_error(
         )
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return TransientDeliveryError(
-            f"{server} closed the connection ({exc}): check that it is running and that "
-            "the port speaks plain SMTP (with Q2C_SMTP_STARTTLS for encryption)"
-        )
-    if isinstance(exc, smtplib.SMTPException):
-        return PermanentDeliveryError(
-            f"{server} cannot be used as configured ({exc}): check Q2C_SMTP_STARTTLS "
-            "and Q2C_SMTP_USER against what the server offers"
-        )
-    if isinstance(exc, ssl.SSLError):
-        return PermanentDeliveryError(
-            f"TLS with {server} failed ({exc}): check the server certificate and "
-            "Q2C_SMTP_STARTTLS"
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return TransientDeliveryError(
-            f"{server} refused the connection: check that it is running and "
-            "Q2C_SMTP_HOST/Q2C_SMTP_PORT"
+            f"{server} closed the connection ({exc}): check that it is running; retried "
+            "later"
         )
     if isinstance(exc, TimeoutError):
         return TransientDeliveryError(
             f"{server} did not answer within {timeout:g}s: check the network path "
             "and the server's load"
         )
+    if isinstance(exc, smtplib.SMTPException):
+        return PermanentDeliveryError(
+            f"{server} could not take the message ({exc}): check the server's log"
+        )
     return TransientDeliveryError(
-        f"{server} could not be reached ({exc}): check Q2C_SMTP_HOST/Q2C_SMTP_PORT and "
-        "the network"
+        f"{server} connection failed while sending ({exc}): check the network; retried "
+        "later"
     )
 
 

@@ -136,7 +136,9 @@ def describe_document(payload: bytes, invoice_number: str = "") -> EinvoiceDocum
         kind=kind,
         customization_id=customization,
         document_type_id=f"{name.namespace}::{name.localname}##{customization}::{version}",
-        process_id=(profile or "").strip() or PEPPOL_BILLING_PROCESS,
+        # A CII or Factur-X file names no Peppol process unless it carries one: it goes to
+        # a platform that takes Factur-X, not through the Peppol billing process.
+        process_id=(profile or "").strip() or (PEPPOL_BILLING_PROCESS if syntax == "ubl" else ""),
         extension=extension,
     )
 
@@ -268,7 +270,8 @@ def _sidecar(
         "sender": {"scheme": PARTICIPANT_SCHEME, "value": sender},
         "receiver": {"scheme": PARTICIPANT_SCHEME, "value": receiver},
         "document_type": {"scheme": DOCUMENT_TYPE_SCHEME, "value": document.document_type_id},
-        "process": {"scheme": PROCESS_SCHEME, "value": document.process_id},
+        "process": ({"scheme": PROCESS_SCHEME, "value": document.process_id}
+                    if document.process_id else None),
         "file": payload_name,
         "content_type": envelope.content_type,
         "syntax": document.syntax,

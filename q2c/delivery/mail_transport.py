@@ -13,6 +13,7 @@ where `key = attempt_key(document_key(invoice_id), EMAIL)`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import smtplib
@@ -26,6 +27,11 @@ from pathlib import Path
 
 from q2c.delivery.addresses import mask_address, validate_recipient
 from q2c.delivery.channels import (
+    AUTH,
+    CONNECT,
+    MAIL_FROM,
+    STARTTLS,
+    channel_unavailable,
     classify_smtp_error,
     quit_quietly,
     reply_text,
@@ -33,7 +39,11 @@ from q2c.delivery.channels import (
     write_eml_once,
 )
 from q2c.delivery.envelope import EMAIL, ChannelReceipt, Envelope
-from q2c.delivery.errors import InvalidRecipientError, PermanentDeliveryError
+from q2c.delivery.errors import (
+    DeliveryConfigurationError,
+    InvalidRecipientError,
+    PermanentDeliveryError,
+)
 from q2c.delivery.message import IDEMPOTENCY_HEADER
 
 logger = logging.getLogger(__name__)
@@ -136,15 +146,21 @@ class EmlFolderTransport:
 class SmtpTransport:
     """Send the queued bytes through an SMTP server, one connection per message.
 
-    STARTTLS and AUTH happen only when configured. Replies map to the outbox's errors:
-    4xx, refused connections and timeouts are transient; a RCPT refusal that names the
-    mailbox (550, 551, 553, or status 5.1.x) is an invalid recipient; other 5xx, failed
-    logins and TLS trouble are permanent. After the server accepted the message, trouble
-    while saying goodbye is ignored: the message is delivered.
+    STARTTLS and AUTH happen only when configured, and a login without TLS only to a
+    server on this machine. Where the session fails decides the error: at the connection,
+    STARTTLS, AUTH or MAIL FROM the channel is out of order (`ChannelUnavailableError`,
+    retried later; the invoice keeps its channel); at RCPT TO a refusal that names the
+    mailbox (550, 551, 553, or status 5.1.x) is an invalid recipient, another 5xx at RCPT
+    TO or DATA is permanent and a 4xx transient. After the server accepted the message,
+    trouble while saying goodbye is ignored: the message is delivered.
 
     Args:
         mail_from: The envelope sender (where bounces go); the message's From address
             when omitted.
+
+    Raises:
+        DeliveryConfigurationError: A user is set, STARTTLS is off and the host is not a
+            loopback address: the password would cross the network in clear text.
     """
 
     name = "email:smtp"
@@ -169,6 +185,7 @@ class SmtpTransport:
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.mail_from = mail_from
+        self._refuse_clear_text_login()
 
     @property
     def location(self) -> str:
@@ -182,22 +199,59 @@ class SmtpTransport:
                 f"the email for invoice {envelope.invoice_number} has no sender address: "
                 "set Q2C_MAIL_FROM"
             )
+        self._refuse_clear_text_login()
         data = _BARE_LF.sub(b"\r\n", envelope.payload)
+        smtp = self._open_session()
         try:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            try:
-                if self.starttls:
-                    smtp.starttls(context=self.ssl_context or ssl.create_default_context())
-                if self.user:
-                    smtp.login(self.user, self.password or "")
-                smtp.sendmail(sender, [checked.recipient], data,
-                              mail_options=_body_options(smtp, data))
-            finally:
-                quit_quietly(smtp)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise self._classify(exc, checked.recipient) from exc
+            self._transfer(smtp, sender, checked.recipient, data)
+        finally:
+            quit_quietly(smtp)
         logger.debug("invoice %s handed to %s", envelope.invoice_number, self.location)
         return ChannelReceipt(location=self.location, reference=checked.message_id)
+
+    def _refuse_clear_text_login(self) -> None:
+        if self.user and not self.starttls and not is_loopback_host(self.host):
+            raise DeliveryConfigurationError(
+                f"refusing to log in to SMTP server {self.host}:{self.port} as "
+                f"{self.user!r} without TLS: the password would cross the network in clear "
+                "text; set Q2C_SMTP_STARTTLS=true (or unset Q2C_SMTP_USER for a relay that "
+                "needs no login)"
+            )
+
+    def _open_session(self) -> smtplib.SMTP:
+        """Connect, STARTTLS and log in as configured; any failure is the channel's."""
+        stage, smtp = CONNECT, None
+        try:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp.ehlo_or_helo_if_needed()
+            if self.starttls:
+                stage = STARTTLS
+                smtp.starttls(context=self.ssl_context or ssl.create_default_context())
+                smtp.ehlo()
+            if self.user:
+                stage = AUTH
+                smtp.login(self.user, self.password or "")
+        except (smtplib.SMTPException, OSError) as exc:
+            if smtp is not None:
+                quit_quietly(smtp)
+            raise channel_unavailable(
+                exc, stage=stage, host=self.host, port=self.port, username=self.user,
+                timeout=self.timeout,
+            ) from exc
+        return smtp
+
+    def _transfer(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+        """MAIL FROM, RCPT TO and DATA: a refused sender is the channel's fault, a refused
+        recipient or message the invoice's."""
+        try:
+            smtp.sendmail(sender, [recipient], data, mail_options=_body_options(smtp, data))
+        except smtplib.SMTPSenderRefused as exc:
+            raise channel_unavailable(
+                exc, stage=MAIL_FROM, host=self.host, port=self.port, username=self.user,
+                timeout=self.timeout, sender=sender,
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc, recipient) from exc
 
     def _classify(self, exc: Exception, recipient: str) -> Exception:
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -209,9 +263,21 @@ class SmtpTransport:
                     "correct the billing email on the customer record"
                 )
         return classify_smtp_error(
-            exc, host=self.host, port=self.port, recipient=recipient, username=self.user,
-            timeout=self.timeout,
+            exc, host=self.host, port=self.port, recipient=recipient, timeout=self.timeout,
         )
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1); no name lookup."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _body_options(smtp: smtplib.SMTP, data: bytes) -> list[str]:

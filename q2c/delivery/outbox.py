@@ -18,6 +18,15 @@ How a run works (`Outbox.process`):
 - A `PermanentDeliveryError` or `InvalidRecipientError` (or a channel this run has no
   transport for) fails over to the next channel of the plan at once; with no channel left
   the row is a `dead_letter`, listed by `dead_letters()` until someone requeues it.
+- A `ChannelUnavailableError` (the server refuses our login or sender, TLS fails, nothing
+  answers) is transient but the channel's fault, not the invoice's: it never counts
+  towards `RetryPolicy.give_up_after`, so a broken mail setup leaves rows `failed_retry`
+  instead of failing every invoice over or into the dead letters.
+- A `hold` callback, asked just before each send, can keep a claimed row back (say, an
+  invoice a reviewer reopened after it was queued): the row returns to `queued` without
+  an attempt counted, and the audit trail records `held` with the reason.
+- `cancel` ends a row that was never sent for good (`cancelled`, say for a rejected
+  invoice); no run claims it again.
 - A row still `claimed` after its lease expired belongs to a run that died between handing
   the document over and recording it. Nobody knows whether it went out, so it is sent again
   with the same attempt key (the same Message-ID, object key or file name) and the audit
@@ -52,6 +61,7 @@ from q2c.delivery import audit
 from q2c.delivery.addresses import mask_address, scrub_address
 from q2c.delivery.envelope import CHANNELS, Channel, ChannelReceipt, Envelope
 from q2c.delivery.errors import (
+    ChannelUnavailableError,
     InvalidRecipientError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -65,15 +75,18 @@ CLAIMED = "claimed"
 SENT = "sent"
 FAILED_RETRY = "failed_retry"
 DEAD_LETTER = "dead_letter"
-STATUSES = (QUEUED, CLAIMED, SENT, FAILED_RETRY, DEAD_LETTER)
-# An outcome, not a status: this run sent (or was about to send) a row another run took over.
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, CLAIMED, SENT, FAILED_RETRY, DEAD_LETTER, CANCELLED)
+# Outcomes, not statuses: this run sent (or was about to send) a row another run took over;
+# the hold callback kept a row back (it is queued again).
 LEASE_LOST = "lease_lost"
+HELD = "held"
 
 KEY_VERSION = "q2c-outbox-v1"
 DEFAULT_LEASE_SECONDS = 300.0
 _ENQUEUE_CHUNK = 200
 
-OUTBOX_DDL = f"""
+OUTBOX_TABLE_DDL = f"""
 create table if not exists outbox (
     document_key text primary key,
     kind text not null,
@@ -100,6 +113,9 @@ create table if not exists outbox (
     updated_at text not null,
     run_id text not null
 );
+"""
+
+OUTBOX_DDL = OUTBOX_TABLE_DDL + f"""
 create index if not exists outbox_due on outbox (status, next_attempt_at);
 
 create table if not exists outbox_payloads (
@@ -260,6 +276,10 @@ class OutboxReport:
         return self.count(DEAD_LETTER)
 
     @property
+    def held(self) -> int:
+        return self.count(HELD)
+
+    @property
     def resent_in_doubt(self) -> int:
         return sum(1 for outcome in self.outcomes if outcome.resent_in_doubt)
 
@@ -271,7 +291,7 @@ class OutboxReport:
         """Counts for run metadata: final statuses plus failovers and in-doubt resends."""
         return {
             SENT: self.sent, FAILED_RETRY: self.failed_retry, DEAD_LETTER: self.dead_letter,
-            "lease_lost": self.count(LEASE_LOST), "failovers": self.failovers,
+            "lease_lost": self.count(LEASE_LOST), HELD: self.held, "failovers": self.failovers,
             "resent_in_doubt": self.resent_in_doubt,
         }
 
@@ -315,10 +335,13 @@ class _Stored:
 class _Result:
     """How one channel ended for a row: sent, retry later, or failed for good."""
 
-    kind: str  # "sent", "retry", "permanent", "lost"
+    kind: str  # "sent", "retry", "permanent", "lost", "held"
     receipt: ChannelReceipt | None = None
     error: str | None = None
     attempts: int = 0
+    # Attempts that failed because the channel was unavailable; they do not count
+    # towards giving up on the channel for this row.
+    unavailable: int = 0
 
 
 class _Breaker:
@@ -361,6 +384,7 @@ class Outbox:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         with connect(self.store_path) as conn:
             ensure_schema(conn, OUTBOX_DDL)
+            _allow_new_statuses(conn)
 
     # -- queueing ---------------------------------------------------------------------
 
@@ -436,6 +460,7 @@ class Outbox:
         *,
         retry: RetryPolicy | None = None,
         limit: int | None = None,
+        hold: Callable[[str], str | None] | None = None,
     ) -> OutboxReport:
         """Deliver due rows until none is left (or `limit` rows were claimed).
 
@@ -445,6 +470,11 @@ class Outbox:
             run_id: Recorded on every event (the Dagster run id).
             retry: Backoff and give-up rules; RetryPolicy() when omitted.
             limit: Claim at most this many rows.
+            hold: Asked with the invoice id of a claimed row just before each send. A
+                returned reason keeps the row back: it goes back to `queued` (no attempt
+                counted, lease released, not claimed again in this run) and the audit
+                trail records `held` with the reason. None lets the send go ahead. A hold
+                that raises keeps the row back too: when in doubt, nothing goes out.
         """
         retry = retry or RetryPolicy()
         worker = f"{run_id}/{os.getpid()}/{secrets.token_hex(4)}"
@@ -455,7 +485,8 @@ class Outbox:
                 claim = self._claim(conn, worker, run_id)
                 if claim is None:
                     break
-                outcome = self._deliver(conn, claim, channels, worker, run_id, retry, breaker)
+                outcome = self._deliver(conn, claim, channels, worker, run_id, retry, breaker,
+                                        hold)
                 report.outcomes.append(outcome)
             report.chain_head = audit.chain_head(conn)
         logger.info("outbox run %s: %s", run_id, report.counts())
@@ -515,6 +546,7 @@ class Outbox:
         run_id: str,
         retry: RetryPolicy,
         breaker: _Breaker,
+        hold: Callable[[str], str | None] | None,
     ) -> SendOutcome:
         """Walk the plan from the row's current channel until one takes the document."""
         index, channel_attempts, attempts, failovers = (
@@ -524,7 +556,7 @@ class Outbox:
             stored = self._stored(conn, claim.document_key, index)
             result = self._try_channel(
                 conn, claim, stored, channels.get(stored.envelope.channel), worker, run_id,
-                retry, breaker, channel_attempts,
+                retry, breaker, channel_attempts, hold,
             )
             attempts += result.attempts
             outcome = _outcome_factory(claim, stored, attempts, failovers)
@@ -534,9 +566,14 @@ class Outbox:
                 owned = self._record_sent(conn, claim, stored, result.receipt, worker, run_id)
                 location = result.receipt.location if result.receipt else None
                 return outcome(SENT if owned else LEASE_LOST, location=location)
+            counted = channel_attempts + result.attempts - result.unavailable
+            if result.kind == "held":
+                owned = self._record_held(conn, claim, stored, result.error, worker, run_id,
+                                          counted)
+                return outcome(HELD if owned else LEASE_LOST, error=result.error)
             if result.kind == "retry":
                 owned = self._record_retry(conn, claim, stored, result.error, worker, run_id,
-                                           retry, channel_attempts + result.attempts)
+                                           retry, counted)
                 return outcome(FAILED_RETRY if owned else LEASE_LOST, error=result.error)
             if index + 1 < len(claim.plan):
                 if not self._record_failover(conn, claim, stored, index + 1, result.error,
@@ -558,6 +595,7 @@ class Outbox:
         retry: RetryPolicy,
         breaker: _Breaker,
         channel_attempts: int,
+        hold: Callable[[str], str | None] | None,
     ) -> _Result:
         """Send on one channel with in-run retries; say how it ended."""
         envelope = stored.envelope
@@ -578,27 +616,34 @@ class Outbox:
                 f"not tried: channel {envelope.channel} ({channel.name}) failed for "
                 f"{breaker.trip_after} invoices in a row in this run"
             ))
-        attempt = 0
+        attempt, unavailable = 0, 0
         while True:
             attempt += 1
+            reason = _hold_reason(hold, claim)
+            if reason is not None:
+                return _Result("held", attempts=attempt - 1, unavailable=unavailable,
+                               error=reason)
             if not self._renew_lease(conn, claim.document_key, worker):
-                return _Result("lost", attempts=attempt - 1, error=(
+                return _Result("lost", attempts=attempt - 1, unavailable=unavailable, error=(
                     "the lease expired and another run took the row over before sending"
                 ))
             try:
                 receipt = channel.send(envelope)
             except TransientDeliveryError as exc:
                 error = _scrubbed(exc, envelope)
-                failures = channel_attempts + attempt
-                if retry.give_up_after is not None and failures >= retry.give_up_after:
+                if isinstance(exc, ChannelUnavailableError):
+                    unavailable += 1
+                failures = channel_attempts + attempt - unavailable
+                if (retry.give_up_after is not None and failures >= retry.give_up_after
+                        and not isinstance(exc, ChannelUnavailableError)):
                     breaker.failed(envelope.channel)
-                    return _Result("permanent", attempts=attempt, error=(
-                        f"gave up on {envelope.channel} after {failures} transient failures: "
-                        f"{error}"
-                    ))
+                    return _Result("permanent", attempts=attempt, unavailable=unavailable,
+                                   error=(f"gave up on {envelope.channel} after {failures} "
+                                          f"transient failures: {error}"))
                 if attempt >= retry.max_attempts:
                     breaker.failed(envelope.channel)
-                    return _Result("retry", attempts=attempt, error=error)
+                    return _Result("retry", attempts=attempt, unavailable=unavailable,
+                                   error=error)
                 delay = retry.delay(attempt)
                 self._event_now(conn, claim, run_id, audit.RETRY_SCHEDULED,
                                 f"attempt {attempt} of {retry.max_attempts} via "
@@ -615,7 +660,7 @@ class Outbox:
                 logger.exception("invoice %s: channel %s raised an unexpected error",
                                  envelope.invoice_number, channel.name)
                 breaker.failed(envelope.channel)
-                return _Result("retry", attempts=attempt, error=(
+                return _Result("retry", attempts=attempt, unavailable=unavailable, error=(
                     f"unexpected {type(exc).__name__} from {channel.name}: "
                     f"{_scrubbed(exc, envelope)}; report it with the run log"
                 ))
@@ -692,18 +737,22 @@ class Outbox:
         retry: RetryPolicy,
         failures: int,
     ) -> bool:
-        """Hand the row back for a later run; False when another run took it over."""
+        """Hand the row back for a later run; False when another run took it over.
+
+        `failures` becomes the row's count on this channel: transient failures that were
+        not the channel being unavailable.
+        """
         delay = retry.delay(max(failures, 1))
         next_at = self._stamp(delay)
         with transaction(conn):
             cursor = conn.execute(
                 """
                 update outbox set status = ?, next_attempt_at = ?, lease_expires_at = null,
-                    last_error = ?, updated_at = ?
+                    last_error = ?, channel_attempts = ?, updated_at = ?
                 where document_key = ? and status = ? and claimed_by = ?
                 """,
-                (FAILED_RETRY, next_at, error, self._stamp(), claim.document_key, CLAIMED,
-                 worker),
+                (FAILED_RETRY, next_at, error, failures, self._stamp(), claim.document_key,
+                 CLAIMED, worker),
             )
             if cursor.rowcount != 1:
                 return False
@@ -713,6 +762,39 @@ class Outbox:
             )
         logger.warning("invoice %s not delivered via %s in this run, retried by a later "
                        "run: %s", claim.invoice_number, stored.envelope.channel, error)
+        return True
+
+    def _record_held(
+        self,
+        conn: sqlite3.Connection,
+        claim: _Claim,
+        stored: _Stored,
+        reason: str | None,
+        worker: str,
+        run_id: str,
+        failures: int,
+    ) -> bool:
+        """Put a held row back in the queue; False when another run took it over.
+
+        It keeps `claimed_by` (this worker), so this run does not claim it again; the next
+        run asks the hold again.
+        """
+        with transaction(conn):
+            cursor = conn.execute(
+                """
+                update outbox set status = ?, lease_expires_at = null, channel_attempts = ?,
+                    updated_at = ?
+                where document_key = ? and status = ? and claimed_by = ?
+                """,
+                (QUEUED, failures, self._stamp(), claim.document_key, CLAIMED, worker),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._events(conn, claim, run_id)(
+                audit.HELD, f"not sent: {reason}", channel=stored.envelope.channel,
+            )
+        logger.warning("invoice %s held back, not sent via %s: %s; it stays queued",
+                       claim.invoice_number, stored.envelope.channel, reason)
         return True
 
     def _record_failover(
@@ -908,6 +990,76 @@ class Outbox:
             )
         logger.info("invoice %s requeued by %s: %s", row["invoice_number"], by, reason)
 
+    def cancel(self, doc_key: str, by: str, reason: str) -> bool:
+        """End a document that was never sent, for good (status `cancelled`).
+
+        For a document that must not go out any more, such as a rejected invoice. A
+        cancelled row is never claimed again, and queueing the same document again leaves
+        it cancelled: a corrected invoice is a new document.
+
+        Returns:
+            True when cancelled now; False when it already was (nothing recorded again).
+
+        Raises:
+            ValueError: `by` or `reason` is empty; the document was sent (correct it with a
+                credit note); or a run holds it right now (cancel again after that run).
+            LookupError: No document has this key.
+        """
+        if not by.strip() or not reason.strip():
+            raise ValueError("cancelling a delivery needs who (by) and why (reason)")
+        with connect(self.store_path) as conn, transaction(conn):
+            row = conn.execute("select * from outbox where document_key = ?",
+                               (doc_key,)).fetchone()
+            if row is None:
+                raise LookupError(f"no document {doc_key} in the outbox: list it with "
+                                  "`q2c outbox status` or check the key")
+            if row["status"] == CANCELLED:
+                logger.info("invoice %s was already cancelled", row["invoice_number"])
+                return False
+            if row["status"] == SENT:
+                raise ValueError(
+                    f"invoice {row['invoice_number']} was already sent via "
+                    f"{row['sent_channel']} at {row['sent_at']}: it cannot be cancelled; "
+                    "correct it with a credit note"
+                )
+            if row["status"] == CLAIMED:
+                raise ValueError(
+                    f"invoice {row['invoice_number']} is being sent by {row['claimed_by']} "
+                    f"(lease until {row['lease_expires_at']}): cancel it after that run; "
+                    "a hold keeps it from being sent meanwhile"
+                )
+            claim = _claim_of(row)
+            conn.execute(
+                """
+                update outbox set status = ?, next_attempt_at = null, claimed_by = null,
+                    lease_expires_at = null, last_error = ?, updated_at = ?
+                where document_key = ?
+                """,
+                (CANCELLED, f"cancelled by {by.strip()}: {reason.strip()}", self._stamp(),
+                 doc_key),
+            )
+            self._events(conn, claim, f"manual:{by.strip()}")(
+                audit.CANCELLED, f"by {by.strip()}: {reason.strip()} (was {row['status']})",
+            )
+        logger.warning("invoice %s cancelled by %s: %s; it will not be delivered",
+                       row["invoice_number"], by, reason)
+        return True
+
+    def document_keys(self, reference: str) -> list[str]:
+        """Keys of the documents a person may mean: a document key, an invoice number or
+        an invoice id, oldest first."""
+        text = reference.strip()
+        with connect(self.store_path) as conn:
+            rows = conn.execute(
+                """
+                select document_key from outbox
+                where document_key = lower(?) or invoice_number = ? or invoice_id = ?
+                order by queued_at, document_key
+                """,
+                (text, text, text),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     # -- reading ----------------------------------------------------------------------
 
     def status_counts(self) -> dict[str, int]:
@@ -1052,3 +1204,58 @@ def _scrubbed(exc: BaseException, envelope: Envelope) -> str:
 def _masked(envelope: Envelope) -> str:
     """Email addresses masked for logs and events; participant ids are not personal."""
     return mask_address(envelope.recipient) if "@" in envelope.recipient else envelope.recipient
+
+
+def _hold_reason(hold: Callable[[str], str | None] | None, claim: _Claim) -> str | None:
+    """Ask the hold about a claimed row; a hold that fails keeps the row back."""
+    if hold is None:
+        return None
+    try:
+        reason = hold(claim.invoice_id)
+    except Exception as exc:
+        logger.exception("invoice %s: the hold check failed; not sent in this run",
+                         claim.invoice_number)
+        return f"the hold check failed ({type(exc).__name__}: {exc}); not sent until it works"
+    if reason is None:
+        return None
+    return str(reason).strip() or "held (no reason given)"
+
+
+def _allow_new_statuses(conn: sqlite3.Connection) -> None:
+    """Rebuild an outbox table made before `cancelled` existed, whose status check refuses it.
+
+    SQLite cannot change a check constraint in place: copy the rows into a table made with
+    the current DDL and swap it in, with foreign keys off (the payloads refer to the outbox
+    by name), all in one write transaction. Another process doing the same waits and then
+    finds nothing to do.
+    """
+    if _status_check_is_current(conn):
+        return
+    conn.execute("pragma foreign_keys=off")
+    try:
+        with transaction(conn):
+            if _status_check_is_current(conn):
+                return
+            columns = ", ".join(row["name"] for row in conn.execute("pragma table_info(outbox)"))
+            conn.execute(OUTBOX_TABLE_DDL.replace(
+                "create table if not exists outbox (", "create table outbox_rebuilt ("))
+            conn.execute(f"insert into outbox_rebuilt ({columns}) select {columns} from outbox")
+            conn.execute("drop table outbox")
+            conn.execute("alter table outbox_rebuilt rename to outbox")
+            conn.execute("create index if not exists outbox_due on outbox "
+                         "(status, next_attempt_at)")
+            broken = conn.execute("pragma foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(
+                    f"rebuilding the outbox table left {len(broken)} payloads without their "
+                    "document; the store is unchanged: check it with `pragma foreign_key_check`"
+                )
+    finally:
+        conn.execute("pragma foreign_keys=on")
+    logger.info("outbox table rebuilt to accept the statuses %s", ", ".join(STATUSES))
+
+
+def _status_check_is_current(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("select sql from sqlite_master where type = 'table' and name = 'outbox'"
+                       ).fetchone()
+    return row is None or all(f"'{status}'" in row[0] for status in STATUSES)

@@ -32,6 +32,7 @@ from botocore.exceptions import (
 from q2c.delivery.addresses import mask_address, scrub_address
 from q2c.delivery.envelope import ChannelReceipt, Envelope
 from q2c.delivery.errors import (
+    ChannelUnavailableError,
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -87,12 +88,24 @@ _SES_ADVICE = {
 }
 
 
-def aws_transport_error(exc: Exception, what: str, advice: str) -> DeliveryError:
-    """Turn a boto3 failure into a Transient or Permanent delivery error.
+# Refusals that hold for every message of the account or configuration set.
+_CHANNEL_WIDE_CODES = frozenset({
+    "MailFromDomainNotVerifiedException", "AccountSuspendedException",
+    "SendingPausedException", "AccountSendingPausedException",
+    "ConfigurationSetSendingPausedException", "ConfigurationSetDoesNotExist",
+    "NotFoundException", "NoSuchBucket",
+})
 
-    Throttling, timeouts, unreachable endpoints and 5xx replies may work later unchanged;
-    bad credentials, missing resources and other 4xx replies will not. `what` names the
-    call ("SES send to ***@example.com"), `advice` says what to check for permanent errors.
+
+def aws_transport_error(exc: Exception, what: str, advice: str) -> DeliveryError:
+    """Turn a boto3 failure into a Transient, ChannelUnavailable or Permanent error.
+
+    Throttling, timeouts, unreachable endpoints and 5xx replies may work later unchanged.
+    Bad credentials and account-wide refusals (sending paused, sender domain not verified)
+    are faults of the channel, not of the invoice: ChannelUnavailableError keeps the
+    invoices queued for a later run instead of failing every one of them over. Other 4xx
+    replies are permanent for that message. `what` names the call ("SES send to
+    ***@example.com"), `advice` says what to check.
     """
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -103,13 +116,17 @@ def aws_transport_error(exc: Exception, what: str, advice: str) -> DeliveryError
         if code in _THROTTLING_CODES or status >= 500:
             return TransientDeliveryError(f"{what} failed for now ({detail}); retried later")
         if code in _CREDENTIAL_CODES:
-            return PermanentDeliveryError(
+            return ChannelUnavailableError(
                 f"{what} was refused ({detail}): check the AWS credentials and the IAM "
                 "permissions of this process"
             )
+        if code in _CHANNEL_WIDE_CODES:
+            return ChannelUnavailableError(
+                f"{what} was refused ({detail}): {_SES_ADVICE.get(code, advice)}"
+            )
         return PermanentDeliveryError(f"{what} was refused ({detail}): {advice}")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return PermanentDeliveryError(
+        return ChannelUnavailableError(
             f"{what} has no usable AWS credentials ({exc}): set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, a profile, or an instance role"
         )

@@ -99,7 +99,7 @@ final as (
             when 'failed_over' then 'failed_over'
             when 'dead_letter' then 'dead_letter'
             when 'bounced' then 'bounced'
-            else 'pending'
+            else case when outbox.status = 'cancelled' then 'cancelled' else 'pending' end
         end as channel_status,
         coalesce(last_events.last_event = 'sent', false) as is_delivered,
         outbox.status as document_status

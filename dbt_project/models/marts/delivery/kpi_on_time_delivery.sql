@@ -27,7 +27,8 @@ deliveries as (
 
 ),
 
-{#- Invoices q2c is responsible for delivering: those with a document in the outbox. -#}
+{#- Invoices q2c is responsible for delivering: those with a document in the outbox,
+    unless it was cancelled before it went out (a rejected invoice is not late). -#}
 queued_invoices as (
 
     select distinct invoice_id
@@ -35,6 +36,7 @@ queued_invoices as (
     from outbox
 
     where kind = 'invoice'
+        and coalesce(status, '') <> 'cancelled'
 
 ),
 
