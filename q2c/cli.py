@@ -288,6 +288,61 @@ def _add_outbox_parser(commands: argparse._SubParsersAction) -> None:
     outbox.set_defaults(func=_cmd_outbox)
 
 
+def _cmd_einvoice_validate(args: argparse.Namespace) -> int:
+    """Check e-invoice files against the official rules; exit 1 when any file is rejected."""
+    from q2c.einvoice.validate import RulesNotFoundError, validator_for
+    from q2c.settings import load_settings
+
+    try:
+        validator = validator_for(load_settings().einvoice_rules_dir)
+    except RulesNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    rejected = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            ok, verdict, findings = _validate_file(validator, path, peppol=not args.no_peppol)
+        except (OSError, ValueError, RulesNotFoundError) as exc:
+            ok, verdict, findings = False, "unreadable", [str(exc)]
+        rejected += not ok
+        print(f"{path}: {verdict}")
+        for finding in findings[:20]:
+            print(f"  {finding}")
+    print(f"{len(args.files) - rejected} of {len(args.files)} files valid")
+    return 1 if rejected else 0
+
+
+def _validate_file(validator, path: Path, peppol: bool) -> tuple[bool, str, list[str]]:
+    """UBL by its root element, CII as it is, Factur-X by the XML embedded in the PDF."""
+    from q2c.einvoice.facturx import read_facturx_xml
+
+    data = path.read_bytes()
+    if data.startswith(b"%PDF-"):
+        report, label = validator.validate_cii(read_facturx_xml(data)), "Factur-X CII"
+    elif b"CrossIndustryInvoice" in data[:2000]:
+        report, label = validator.validate_cii(data), "CII"
+    else:
+        report, label = validator.validate_ubl(data, peppol=peppol), "UBL"
+    findings = [f"{f.severity} {f.rule}: {f.message}" for f in report.findings
+                if f.severity == "fatal"]
+    checked = ", ".join(report.checked)
+    verdict = ("valid" if report.ok else "rejected") + f" ({label}; {checked})"
+    return report.ok, verdict, findings
+
+
+def _add_einvoice_parser(commands: argparse._SubParsersAction) -> None:
+    einvoice = commands.add_parser("einvoice", help="e-invoice tools")
+    actions = einvoice.add_subparsers(dest="einvoice_command", required=True)
+    validate = actions.add_parser(
+        "validate", help="check UBL, CII or Factur-X files against the official rules "
+                         "(Q2C_EINVOICE_RULES)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--no-peppol", action="store_true",
+                          help="UBL: the CEN rules only, not the Peppol BIS 3 rules")
+    validate.set_defaults(func=_cmd_einvoice_validate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -304,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the nightly quote-to-cash job in-process")
     run.add_argument("--landing", help="landing folder with salesforce/ and quickbooks/")
     run.add_argument("--as-of", type=_date, help="business date (default today)")
-    run.add_argument("--mail-channel", choices=["eml", "smtp"])
+    run.add_argument("--mail-channel", choices=["eml", "smtp", "ses"])
     run.set_defaults(func=_cmd_run)
 
     summary = commands.add_parser("summary", help="print the summary of the last run again")
@@ -312,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_review_parser(commands)
     _add_outbox_parser(commands)
+    _add_einvoice_parser(commands)
     return parser
 
 

@@ -177,3 +177,25 @@ def test_cen_ubl_rules_agree_with_the_cen_rule_tests(path: Path, validator):
         if not agrees:
             disagreements.append((index, outcome, rule, sorted(fired)))
     assert disagreements == []
+
+
+def test_the_validate_command_passes_good_files_and_names_the_broken_rule(
+    tmp_path, capsys, monkeypatch
+):
+    from q2c.cli import main
+
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(BASE_EXAMPLE.read_bytes().replace(
+        b'<cbc:PayableAmount currencyID="EUR">', b'<cbc:PayableAmount currencyID="EUR">9', 1))
+    monkeypatch.delenv("Q2C_EINVOICE_RULES", raising=False)
+
+    assert main(["einvoice", "validate", str(BASE_EXAMPLE), str(CII_EXAMPLE)]) == 0
+    assert "2 of 2 files valid" in capsys.readouterr().out
+    assert main(["einvoice", "validate", str(BASE_EXAMPLE), str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert f"{broken}: rejected" in out and "fatal BR-CO-16" in out
+    assert "1 of 2 files valid" in out
+
+    monkeypatch.setenv("Q2C_EINVOICE_RULES", str(tmp_path / "none"))
+    assert main(["einvoice", "validate", str(BASE_EXAMPLE)]) == 2
+    assert "Q2C_EINVOICE_RULES" in capsys.readouterr().err
