@@ -25,7 +25,7 @@ from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import input_hash
 from q2c.documents.render import resolve_content
 from q2c.einvoice_documents import stored_einvoices
-from q2c.invoice_delivery import build_items, delivery_channels, select_due
+from q2c.invoice_delivery import build_items, delivery_channels, delivery_start, select_due
 from q2c.invoice_mail import stored_documents
 from q2c.review import PENDING, REJECTED, ReviewQueue, export_review
 from q2c.review import load_policy as load_review_policy
@@ -51,7 +51,7 @@ def _queued_keys(settings) -> set[str]:
 def _due(settings, conn):
     return select_due(conn, held_invoice_ids(conn), _queued_keys(settings),
                       load_channel_policy(settings.delivery_policy_file), settings.run_date,
-                      settings.delivery_start)
+                      delivery_start(settings))
 
 
 def _review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
@@ -81,6 +81,25 @@ def _cancel_rejected(box: Outbox, review: ReviewQueue, settings) -> list[str]:
         except ValueError as exc:
             logger.warning("delivery of invoice id %s not cancelled: %s", invoice_id, exc)
     return cancelled
+
+
+def _stop_if_the_trail_changed(box: Outbox, exported_head, settings) -> None:
+    """Send nothing when the operational store no longer holds what the last run recorded.
+
+    A lost, restored or edited store would otherwise resend invoices it forgot it sent.
+    """
+    problems = box.verify(known_head=exported_head)
+    if problems:
+        raise dg.Failure(
+            description=(
+                f"delivery stopped, nothing was sent: the audit trail in {settings.ops_store} "
+                f"does not match what the last run recorded ({problems[0]}). Restore the "
+                "store from a backup, or, if it was reset on purpose, drop "
+                "q2c_ops.delivery_events from the warehouse; `q2c outbox verify` lists "
+                "every problem."
+            ),
+            metadata={"problems": dg.MetadataValue.json(problems[:20])},
+        )
 
 
 def _exported_chain_head(conn) -> tuple[int, str] | None:
@@ -202,6 +221,7 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
             selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
         else:
             ready.append((by_id[doc.invoice_id], doc, document))
+    _stop_if_the_trail_changed(box, exported_head, settings)
     items = build_items(ready, einvoices, content, settings, channels[PORTAL])
     enqueued = box.enqueue(items, context.run_id)
 

@@ -11,6 +11,7 @@ import dagster as dg
 from assets.quality import HOLDS_KEY
 from orchestration.resources import Q2CSettings
 from q2c.content.registry import load_registry
+from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import (
     BatchRenderError,
@@ -19,7 +20,7 @@ from q2c.documents.pool import (
     render_batch,
 )
 from q2c.documents.render import resolve_content
-from q2c.einvoice_documents import einvoice_targets, produce_einvoices
+from q2c.einvoice_documents import einvoice_targets, held_elsewhere, produce_einvoices
 from q2c.warehouse import OPS_SCHEMA, connect
 from quality.runner import held_invoice_ids
 
@@ -135,7 +136,10 @@ def einvoices(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     content = load_registry(settings.content_dir)
     used = resolve_content(content)
     with connect(settings.warehouse_path) as conn:
-        targets = einvoice_targets(conn, settings.run_date, held_invoice_ids(conn))
+        targets = einvoice_targets(
+            conn, settings.run_date, held_elsewhere(held_invoice_ids(conn)),
+            load_channel_policy(settings.delivery_policy_file),
+        )
         run = produce_einvoices(conn, targets, settings, content, used, context.run_id)
 
     by_format = Counter(stored.format for stored in run.written)

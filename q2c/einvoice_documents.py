@@ -25,6 +25,8 @@ import duckdb
 
 from q2c.content.registry import ContentRegistry
 from q2c.delivery.edi import participant_id
+from q2c.delivery.envelope import EDI
+from q2c.delivery.policy import AccountDelivery, ChannelPolicy, resolve_channels
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.model import InvoiceDocument
 from q2c.documents.pool import document_file_name
@@ -46,6 +48,7 @@ FACTURX = "facturx"
 FORMATS = (PEPPOL_UBL, FACTURX)
 HOLD_SUITE = "einvoice"
 RULES_MISSING = "rules-missing"
+HOLD_PREFIX = "e-invoice: "
 
 _TARGETS_SQL = """
 select
@@ -54,10 +57,12 @@ select
     coalesce(accounts.einvoice_format, 'peppol_ubl') as einvoice_format,
     accounts.peppol_participant_id, accounts.vat_id, accounts.billing_street,
     accounts.billing_city, accounts.billing_postal_code, accounts.billing_region,
-    accounts.billing_country_code
+    accounts.billing_country_code,
+    accounts.segment, accounts.country_code, accounts.billing_email,
+    accounts.delivery_preference, accounts.invoice_delivery_channel, accounts.email_consent
 from core.fct_invoices as invoices
 inner join core.dim_accounts as accounts on accounts.account_key = invoices.account_key
-where accounts.invoice_delivery_channel = 'edi' and invoices.issue_date <= ?
+where invoices.issue_date <= ?
 order by invoices.invoice_number
 """
 
@@ -101,15 +106,27 @@ class EInvoiceRun:
 
 
 def einvoice_targets(
-    conn: duckdb.DuckDBPyConnection, run_date: dt.date, held: dict[str, list[str]]
+    conn: duckdb.DuckDBPyConnection, run_date: dt.date, held: dict[str, list[str]],
+    policy: ChannelPolicy,
 ) -> list[EInvoiceTarget]:
-    """Issued, not held invoices of customers whose CRM channel is edi."""
+    """Issued invoices whose customer's channel plan starts with or includes EDI.
+
+    The plan comes from the channel policy, as at delivery, so a rule that puts EDI first
+    (a country's Peppol mandate, large customers) gets its e-invoices built too. `held`
+    are the invoices other checks hold; the e-invoice step's own holds of the last run are
+    not in it, so a held e-invoice is tried (and held) again rather than forgotten.
+    """
     targets = []
-    for row in conn.execute(_TARGETS_SQL, [run_date]).fetchall():
-        (invoice_id, number, account_key, customer_reference, fmt, peppol_id, vat_id, street,
-         city, postal, region, country) = row
-        if invoice_id in held:
+    cursor = conn.execute(_TARGETS_SQL, [run_date])
+    names = [column[0] for column in cursor.description]
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if row["invoice_id"] in held:
             continue
+        if EDI not in resolve_channels(AccountDelivery.from_row(row), policy).channels:
+            continue
+        (invoice_id, number, account_key, customer_reference, fmt, peppol_id, vat_id, street,
+         city, postal, region, country) = values[:12]
         targets.append(EInvoiceTarget(
             invoice_id, number, account_key, customer_reference,
             fmt if fmt in FORMATS else PEPPOL_UBL,
@@ -214,6 +231,12 @@ def _produce_one(doc, target, settings, content, used, validator, digest, run):
     )
 
 
+def held_elsewhere(held: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The holds of other checks: an invoice held only by this step is built again."""
+    return {invoice_id: reasons for invoice_id, reasons in held.items()
+            if any(not reason.startswith(HOLD_PREFIX) for reason in reasons)}
+
+
 def record_einvoices(conn: duckdb.DuckDBPyConnection, run: EInvoiceRun, run_id: str) -> None:
     """Manifest rows for new files; holds for the rest (replacing the last run's holds)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -230,7 +253,8 @@ def record_einvoices(conn: duckdb.DuckDBPyConnection, run: EInvoiceRun, run_id: 
         conn.execute(
             f"insert into {OPS_SCHEMA}.invoice_holds (run_id, invoice_id, invoice_number, "
             "suite, expectation, reason, held_at) values (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, invoice_id, number, HOLD_SUITE, rule, f"e-invoice: {rule}: {reason}", now],
+            [run_id, invoice_id, number, HOLD_SUITE, rule, f"{HOLD_PREFIX}{rule}: {reason}",
+             now],
         )
     conn.execute(
         f"insert into {OPS_SCHEMA}.quality_results (run_id, suite, asset, expectation, "

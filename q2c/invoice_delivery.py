@@ -17,6 +17,7 @@ The outbox then delivers them exactly once each, with failover along the plan.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from q2c import opsdb
 from q2c.content.registry import ContentRegistry
 from q2c.delivery.addresses import validate_recipient
 from q2c.delivery.edi import EdiDropChannel
@@ -130,6 +132,39 @@ def select_due(
                 decision.as_record(),
             ))
     return selection
+
+
+_SETTINGS_DDL = """
+create table if not exists q2c_settings (
+    name text primary key, value text not null, set_at text not null
+);
+"""
+
+
+def delivery_start(settings: Settings) -> dt.date:
+    """The first issue date q2c delivers: `deliver_from`, else the one the first run fixed.
+
+    The first run stores `run date - delivery_lookback_days` in the operational store and
+    every later run reads it back, so the window does not move: an invoice that waits for
+    review or for a fix longer than the look-back still goes out once it may.
+    """
+    if settings.deliver_from is not None:
+        return settings.deliver_from
+    with opsdb.connect(settings.ops_store) as store:
+        opsdb.ensure_schema(store, _SETTINGS_DDL)
+        with opsdb.transaction(store):
+            row = store.execute(
+                "select value from q2c_settings where name = 'delivery_start'"
+            ).fetchone()
+            if row is not None:
+                return dt.date.fromisoformat(row[0])
+            start = settings.first_delivery_start
+            store.execute(
+                "insert into q2c_settings values ('delivery_start', ?, ?)",
+                [start.isoformat(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
+            )
+    log.info("delivery start fixed at %s (invoices issued earlier are not delivered)", start)
+    return start
 
 
 def delivery_channels(settings: Settings) -> dict[str, Channel]:

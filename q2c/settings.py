@@ -73,11 +73,12 @@ class Settings:
     seller: Seller = field(default_factory=Seller)
 
     @property
-    def delivery_start(self) -> dt.date:
-        """Invoices issued before this day are never delivered by q2c.
+    def first_delivery_start(self) -> dt.date:
+        """The delivery start a first run fixes when `deliver_from` is not set.
 
-        A first run would otherwise send the ERP's whole history; `deliver_from` pins the
-        day, else it is `delivery_lookback_days` before the run date.
+        A first run would otherwise send the ERP's whole history. The day is kept in the
+        operational store (`q2c.invoice_delivery.delivery_start`), so an invoice held or
+        waiting for review longer than the look-back is still delivered later.
         """
         if self.deliver_from is not None:
             return self.deliver_from
@@ -127,18 +128,32 @@ def _seller(values: dict, config_path: Path) -> Seller:
         return Seller()
     known = [f.name for f in fields(Seller)]
     unknown = sorted(set(values) - set(known))
-    missing = [name for name in known if name not in values]
+    missing = [name for name in known if name not in values
+               or values[name] is None or not str(values[name]).strip()]
     if unknown or missing:
         problems = []
         if unknown:
             problems.append(f"unknown keys {', '.join(unknown)}")
         if missing:
-            problems.append(f"missing keys {', '.join(missing)}")
+            problems.append(f"missing or empty keys {', '.join(missing)}")
         raise ValueError(
             f"the seller: block of {config_path} has {'; '.join(problems)}. Give every "
             f"field ({', '.join(known)}), so no demo value ends up on a real invoice"
         )
     return Seller(**{name: str(values[name]) for name in known})
+
+
+def _lookback(value: object) -> int:
+    try:
+        days = int(str(value))
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise ValueError(
+            f"delivery_lookback_days (Q2C_DELIVERY_LOOKBACK_DAYS) is {value!r}; give a whole "
+            "number of days, 0 or more"
+        )
+    return days
 
 
 def _optional_date(value: object) -> dt.date | None:
@@ -213,8 +228,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
             _env("Q2C_BOUNCE_MAILDIR", config, "bounce_maildir", None)
         ),
         deliver_from=_optional_date(_env("Q2C_DELIVER_FROM", config, "deliver_from", None)),
-        delivery_lookback_days=int(_env("Q2C_DELIVERY_LOOKBACK_DAYS", config,
-                                        "delivery_lookback_days", 45)),
+        delivery_lookback_days=_lookback(_env("Q2C_DELIVERY_LOOKBACK_DAYS", config,
+                                              "delivery_lookback_days", 45)),
         delivery_policy_file=_optional_path(
             _env("Q2C_DELIVERY_POLICY", config, "delivery_policy", None)
         ),

@@ -146,8 +146,11 @@ def test_ses_tags_the_message_with_the_key_of_the_header(aws, pdf_bytes):  # noq
     assert receipt.reference == "0100-abc"
 
 
-def test_ses_unverified_sender_is_permanent_and_says_to_verify(aws, pdf_bytes):  # noqa: F811
-    with pytest.raises(PermanentDeliveryError) as caught:
+def test_ses_unverified_sender_keeps_the_batch_queued_and_says_to_verify(
+    aws, pdf_bytes  # noqa: F811
+):
+    """Every invoice would fail alike, so none is failed over: the channel is unavailable."""
+    with pytest.raises(ChannelUnavailableError) as caught:
         ses(aws).send(email_envelope(pdf_bytes, key_of("ses-unverified")))
     message = str(caught.value)
     assert "MessageRejected" in message

@@ -261,6 +261,21 @@ def test_a_refused_sender_makes_the_channel_unavailable_not_the_recipient(smtp_s
     assert smtp_server.messages == []
 
 
+@pytest.mark.parametrize("reply", [
+    "554 5.7.1 <ap@customer.example>: Relay access denied",
+    "550 5.7.1 Unable to relay",
+    "530 5.7.0 Authentication required",
+])
+def test_a_relay_refusal_makes_the_channel_unavailable_not_the_recipient(smtp_server,
+                                                                        pdf_bytes, reply):
+    smtp_server.handler.rcpt_replies.append(reply)
+
+    with pytest.raises(ChannelUnavailableError, match="will not relay for q2c"):
+        smtp(smtp_server).send(envelope_of(make_email(pdf_bytes)))
+
+    assert smtp_server.messages == []
+
+
 def test_a_server_that_is_down_makes_the_channel_unavailable(smtp_server, pdf_bytes):
     smtp_server.stop()
 

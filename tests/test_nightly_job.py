@@ -387,7 +387,8 @@ def test_an_einvoice_that_cannot_comply_is_held_with_the_rule_named(
             "where a.invoice_delivery_channel = 'edi' and a.einvoice_format = 'peppol_ubl' "
             "group by 1 order by 1 limit 1"
         ).fetchone()
-        conn.execute("update core.dim_accounts set peppol_participant_id = null "
+        # A buyer VAT id without its ISO 3166 country prefix breaks BR-CO-09.
+        conn.execute("update core.dim_accounts set vat_id = '123456789' "
                      "where account_key = ?", [account])
 
     result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
@@ -398,8 +399,8 @@ def test_an_einvoice_that_cannot_comply_is_held_with_the_rule_named(
             "select invoice_id, expectation, reason from q2c_ops.invoice_holds "
             "where suite = 'einvoice' order by 1").fetchall()
     held_here = {invoice_id for invoice_id, _, _ in holds}
-    assert set(invoice_ids) - _held_by_quality(generated_run) <= held_here
-    assert all("PEPPOL-EN16931-R010" in rule and "R010" in reason for _, rule, reason in holds)
+    assert set(invoice_ids) - _held_by_quality(generated_run) == held_here
+    assert all("BR-CO-09" in rule and "BR-CO-09" in reason for _, rule, reason in holds)
 
 
 def _edi_account(conn, fmt: str = "peppol_ubl") -> tuple[str, list[str]]:
@@ -425,16 +426,16 @@ def test_a_control_character_in_one_customer_holds_only_that_customers_einvoices
             "using (account_key) where a.invoice_delivery_channel = 'edi'").fetchall()}
         conn.execute("update core.dim_accounts set account_name = 'Hofmann' || chr(11) || "
                      "'Elektronik AG' where account_key = ?", [account])
-
-    result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
-
-    assert result.success
-    with connect(home / "warehouse.duckdb", read_only=True) as conn:
-        holds = dict(conn.sql("select invoice_id, expectation from q2c_ops.invoice_holds "
-                              "where suite = 'einvoice'").fetchall())
     expected = set(invoice_ids) - _held_by_quality(generated_run)
-    assert expected and set(holds) == expected
-    assert set(holds.values()) == {"q2c-einvoice"}
+
+    for _ in range(2):  # the hold must survive the next night, not only the first
+        result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
+        assert result.success
+        with connect(home / "warehouse.duckdb", read_only=True) as conn:
+            holds = dict(conn.sql("select invoice_id, expectation from q2c_ops.invoice_holds "
+                                  "where suite = 'einvoice'").fetchall())
+        assert expected and set(holds) == expected
+        assert set(holds.values()) == {"q2c-einvoice"}
     assert everyone - set(invoice_ids), "other e-invoice customers must not be held"
 
 
@@ -467,8 +468,6 @@ def test_without_the_rules_folder_edi_invoices_are_held_and_nothing_goes_by_edi(
 def test_a_rewritten_audit_trail_fails_its_check_even_with_recomputed_hashes(
     generated_run, tmp_path, monkeypatch
 ):
-    from assets.delivery import outbox, review_queue
-    from orchestration.resources import Q2CSettings
     from q2c.delivery.audit import GENESIS_HASH, event_hash
 
     home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
@@ -490,12 +489,61 @@ def test_a_rewritten_audit_trail_fails_its_check_even_with_recomputed_hashes(
     store.commit()
     store.close()
 
+    assert_delivery_stops_and_sends_nothing(home)
+
+
+def test_a_lost_operational_store_stops_delivery_instead_of_sending_again(
+    generated_run, tmp_path, monkeypatch
+):
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    (home / "ops.sqlite").rename(home / "ops.sqlite.lost")
+
+    assert_delivery_stops_and_sends_nothing(home)
+
+
+def assert_delivery_stops_and_sends_nothing(home: Path) -> None:
+    from assets.delivery import outbox, review_queue
+    from orchestration.resources import Q2CSettings
+
+    before = sorted(home.joinpath("outbox").rglob("*.eml"))
     result = dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()},
                             raise_on_error=False)
 
-    checks = {evaluation.check_name: evaluation.passed
-              for evaluation in result.get_asset_check_evaluations()}
-    assert checks == {"no_dead_letters": True, "audit_chain_intact": False}
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert not result.success and len(failures) == 1
+    assert "delivery stopped, nothing was sent" in str(failures[0].event_specific_data)
+    assert sorted(home.joinpath("outbox").rglob("*.eml")) == before
+
+
+def test_a_policy_rule_that_puts_edi_first_gets_einvoices_built(
+    generated_run, tmp_path, monkeypatch
+):
+    """A Belgian customer with a Peppol id but no CRM channel: the BE rule puts EDI first."""
+    from assets.documents import einvoices
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    with connect(home / "warehouse.duckdb") as conn:
+        account, invoice_ids = conn.sql(
+            "select a.account_key, list(i.invoice_id) from core.dim_accounts a "
+            "join core.fct_invoices i using (account_key) "
+            "where a.invoice_delivery_channel is null group by 1 order by 1 limit 1"
+        ).fetchone()
+        conn.execute("update core.dim_accounts set country_code = 'BE', "
+                     "peppol_participant_id = '0208:0123456749' where account_key = ?",
+                     [account])
+
+    result = dg.materialize([einvoices], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        built = {row[0] for row in conn.sql(
+            "select invoice_id from q2c_ops.einvoice_manifest").fetchall()}
+        held = {row[0] for row in conn.sql(
+            "select invoice_id from q2c_ops.invoice_holds where suite = 'einvoice'"
+        ).fetchall()}
+    expected = set(invoice_ids) - _held_by_quality(generated_run)
+    assert expected and expected <= built | held
 
 
 def _held_by_quality(generated_run) -> set[str]:

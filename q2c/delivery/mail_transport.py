@@ -40,6 +40,7 @@ from q2c.delivery.channels import (
 )
 from q2c.delivery.envelope import EMAIL, ChannelReceipt, Envelope
 from q2c.delivery.errors import (
+    ChannelUnavailableError,
     DeliveryConfigurationError,
     InvalidRecipientError,
     PermanentDeliveryError,
@@ -256,6 +257,13 @@ class SmtpTransport:
     def _classify(self, exc: Exception, recipient: str) -> Exception:
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             code, reply = next(iter(exc.recipients.values()), (550, b""))
+            if _refuses_us(code, reply):
+                return ChannelUnavailableError(
+                    f"SMTP server {self.host}:{self.port} will not relay for q2c "
+                    f"({reply_text(code, reply, recipient)}): allow this host to relay, or "
+                    "set Q2C_SMTP_USER, Q2C_SMTP_PASSWORD and Q2C_SMTP_STARTTLS; the "
+                    "invoices stay queued for the next run"
+                )
             if _names_the_mailbox(code, reply):
                 return InvalidRecipientError(
                     f"SMTP server {self.host}:{self.port} refused recipient "
@@ -286,6 +294,13 @@ def _body_options(smtp: smtplib.SMTP, data: bytes) -> list[str]:
     if smtp.has_extn("8bitmime") and not data.isascii():
         return ["BODY=8BITMIME"]
     return []
+
+
+def _refuses_us(code: int, reply: bytes | str) -> bool:
+    """A RCPT refusal that holds for every recipient: relaying denied, login required."""
+    text = (reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply))
+    text = text.lower()
+    return code == 530 or "relay" in text or "authentication required" in text
 
 
 def _names_the_mailbox(code: int, reply: bytes | str) -> bool:

@@ -140,6 +140,21 @@ def aws_transport_error(exc: Exception, what: str, advice: str) -> DeliveryError
     return TransientDeliveryError(f"{what} failed ({exc}); retried later")
 
 
+def _refuses_the_sender(exc: Exception, sender: str) -> bool:
+    """MessageRejected about our From address (not verified, no authority to send from it).
+
+    In the SES sandbox MessageRejected also names an unverified recipient; that one stays a
+    refusal of the single message.
+    """
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    text = str(error.get("Message", "")).lower()
+    return error.get("Code") == "MessageRejected" and (
+        "authority to send from" in text or sender.lower() in text
+    )
+
+
 class SesTransport:
     """Send EMAIL envelopes with SES `SendEmail` and `Content.Raw`.
 
@@ -195,6 +210,11 @@ class SesTransport:
             reply = self.client.send_email(**request)
         except Exception as exc:  # boto3 raises many types; all are classified below
             error = aws_transport_error(exc, what, _advice_for(exc))
+            if _refuses_the_sender(exc, sender):
+                error = ChannelUnavailableError(
+                    f"{error}; SES refuses the sender {sender}, so every invoice would fail "
+                    "alike: they stay queued for the next run"
+                )
             raise type(error)(scrub_address(str(error), recipient)) from exc
         message_id = str(reply["MessageId"])
         logger.info(
