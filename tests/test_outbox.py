@@ -35,6 +35,7 @@ from outbox_support import (
 
 from q2c.delivery.envelope import EDI, EMAIL, PORTAL, Envelope
 from q2c.delivery.errors import (
+    ChannelUnavailableError,
     InvalidRecipientError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -610,7 +611,8 @@ def test_smtp_transport_refuses_a_message_not_built_for_its_envelope(smtp_server
     [
         ("550 5.1.1 <ap1@customer1.example>: mailbox unavailable", InvalidRecipientError),
         ("553 mailbox name not allowed", InvalidRecipientError),
-        ("550 5.7.1 relaying denied", PermanentDeliveryError),
+        ("550 5.7.1 relaying denied", ChannelUnavailableError),
+        ("550 5.7.1 message refused by policy", PermanentDeliveryError),
         ("450 4.2.1 try later", TransientDeliveryError),
     ],
 )
