@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from q2c.settings import PROJECT_ROOT, load_settings
@@ -320,12 +321,15 @@ def _validate_file(validator, path: Path, peppol: bool) -> tuple[bool, str, list
     data = path.read_bytes()
     if data.startswith(b"%PDF-"):
         report, label = validator.validate_cii(read_facturx_xml(data)), "Factur-X CII"
+    elif not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        raise ValueError("neither XML nor a PDF")
     elif b"CrossIndustryInvoice" in data[:2000]:
         report, label = validator.validate_cii(data), "CII"
     else:
         report, label = validator.validate_ubl(data, peppol=peppol), "UBL"
-    findings = [f"{f.severity} {f.rule}: {f.message}" for f in report.findings
-                if f.severity == "fatal"]
+    counts = Counter(f"{f.severity} {f.rule}: {f.message}" for f in report.findings
+                     if f.severity == "fatal")
+    findings = [text if n == 1 else f"{text} ({n} times)" for text, n in counts.items()]
     checked = ", ".join(report.checked)
     verdict = ("valid" if report.ok else "rejected") + f" ({label}; {checked})"
     return report.ok, verdict, findings
@@ -372,10 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from q2c.settings import ConfigError
+
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
         return args.func(args)
+    except ConfigError as exc:
+        print(f"q2c: configuration error: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         sys.stderr.close()
         return 0

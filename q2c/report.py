@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from q2c.money import is_iso_currency, minor_units
-from q2c.settings import Settings
+from q2c.settings import Seller, Settings
 from q2c.warehouse import OPS_SCHEMA
 
 _LIST_LIMIT = 25
@@ -76,7 +76,7 @@ def _quality(conn, run_id: str) -> list[str]:
         f"from {OPS_SCHEMA}.invoice_holds where run_id = ? group by invoice_id order by 1",
         [run_id],
     )
-    lines = ["", "Invoices held back by quality rules (no document, no email):"]
+    lines = ["", "Invoices held back (quality rules, unreadable rows, e-invoice rules; not sent):"]
     lines += [f"  invoice {invoice_id} ({number or 'no number'}): {reasons}"
               for invoice_id, number, reasons in holds[:_LIST_LIMIT]] or ["  none"]
     lines += _more(len(holds), _LIST_LIMIT, f"{OPS_SCHEMA}.invoice_holds")
@@ -180,6 +180,9 @@ def build_summary(
         return "q2c has not run yet: `q2c run --landing DIR` loads a landing folder."
 
     lines = [f"q2c nightly run {run_id}, business date {settings.run_date}", ""]
+    if settings.seller == Seller():
+        lines += [f"Seller: the demo seller {settings.seller.name}; give the seller: block in "
+                  "q2c.yaml before any real invoice goes out.", ""]
     lines += _ingest(conn, run_id)
     lines += _quality(conn, run_id)
     lines += _documents_and_delivery(conn, run_id, settings)

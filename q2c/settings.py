@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -118,14 +120,21 @@ def _as_bool(value: object) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _seller(values: dict, config_path: Path) -> Seller:
+def _seller(values: object, config_path: Path) -> Seller:
     """The seller from the `seller:` block, all of it or none of it.
 
     A partial block would print the demo seller's IBAN and VAT id on real invoices, so a
-    block that leaves out any field, or names one q2c does not know, is refused.
+    block that leaves out any field, names one q2c does not know, or holds a value that
+    cannot be right (an IBAN whose check digits fail) is refused. Without a `seller:` key
+    the demo seller is used, and the run summary says so.
     """
-    if not values:
+    if values == {}:
         return Seller()
+    if not isinstance(values, dict) or not values:
+        raise ConfigError(
+            f"the seller: block of {config_path} must list the seller's fields "
+            f"({', '.join(f.name for f in fields(Seller))}), one per line"
+        )
     known = [f.name for f in fields(Seller)]
     unknown = sorted(set(values) - set(known))
     missing = [name for name in known if name not in values
@@ -136,11 +145,47 @@ def _seller(values: dict, config_path: Path) -> Seller:
             problems.append(f"unknown keys {', '.join(unknown)}")
         if missing:
             problems.append(f"missing or empty keys {', '.join(missing)}")
-        raise ValueError(
+        raise ConfigError(
             f"the seller: block of {config_path} has {'; '.join(problems)}. Give every "
             f"field ({', '.join(known)}), so no demo value ends up on a real invoice"
         )
-    return Seller(**{name: str(values[name]) for name in known})
+    seller = Seller(**{name: str(values[name]).strip() for name in known})
+    wrong = _seller_problems(seller)
+    if wrong:
+        raise ConfigError(f"the seller: block of {config_path}: {'; '.join(wrong)}")
+    return seller
+
+
+def _seller_problems(seller: Seller) -> list[str]:
+    problems = []
+    if not re.fullmatch(r"[A-Z]{2}", seller.country):
+        problems.append(f"country {seller.country!r} is not an ISO 3166 code such as DE")
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}", seller.email):
+        problems.append(f"email {seller.email!r} is not an email address")
+    if not _iban_ok(seller.iban):
+        problems.append(f"iban {seller.iban!r} fails its check digits")
+    if not re.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?", seller.bic):
+        problems.append(f"bic {seller.bic!r} is not 8 or 11 letters and digits")
+    if not re.fullmatch(r"\d{4}:[^\s:]{1,50}", seller.peppol_id):
+        problems.append(f"peppol_id {seller.peppol_id!r} is not '<scheme>:<id>', e.g. "
+                        "9930:DE811907980")
+    if not re.fullmatch(r"[A-Z]{2}[0-9A-Z+*.]{2,13}", seller.vat_id.replace(" ", "")):
+        problems.append(f"vat_id {seller.vat_id!r} does not start with its country code")
+    try:
+        ZoneInfo(seller.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"timezone {seller.timezone!r} is not an IANA zone such as "
+                        "Europe/Berlin")
+    return problems
+
+
+def _iban_ok(iban: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97."""
+    text = iban.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", text):
+        return False
+    digits = "".join(str(int(char, 36)) for char in text[4:] + text[:4])
+    return int(digits) % 97 == 1
 
 
 def _lookback(value: object) -> int:
@@ -149,7 +194,7 @@ def _lookback(value: object) -> int:
     except ValueError:
         days = -1
     if days < 0:
-        raise ValueError(
+        raise ConfigError(
             f"delivery_lookback_days (Q2C_DELIVERY_LOOKBACK_DAYS) is {value!r}; give a whole "
             "number of days, 0 or more"
         )
@@ -164,7 +209,7 @@ def _optional_date(value: object) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"deliver_from (Q2C_DELIVER_FROM) is {value!r}; write a day as YYYY-MM-DD"
         ) from exc
 
@@ -173,15 +218,52 @@ def _optional_path(value: object) -> Path | None:
     return Path(str(value)) if value not in (None, "") else None
 
 
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file, the key and the fix."""
+
+
+CONFIG_KEYS = frozenset("""
+    home landing_dir warehouse_path documents_dir outbox_dir dagster_home as_of
+    mail_channel mail_from smtp_host smtp_port smtp_user smtp_password smtp_starttls
+    render_workers ops_store einvoice_outbound einvoice_rules portal_dir portal_base_url
+    ses_region ses_endpoint_url ses_configuration_set ses_bounce_queue_url s3_endpoint_url
+    bounce_maildir deliver_from delivery_lookback_days delivery_policy review_policy seller
+""".split())
+
+
+def _read_config(config_path: Path, named: bool) -> dict:
+    """The q2c.yaml mapping; a file named by Q2C_CONFIG must exist, keys must be known."""
+    if not config_path.is_file():
+        if named:
+            raise ConfigError(
+                f"Q2C_CONFIG names {config_path}, which is not a file: fix the path or unset "
+                "Q2C_CONFIG"
+            )
+        return {}
+    try:
+        config = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path} is not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{config_path} must be a mapping of settings (key: value)")
+    unknown = sorted(set(map(str, config)) - CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{config_path} has unknown keys {', '.join(unknown)}: the keys q2c reads are "
+            f"{', '.join(sorted(CONFIG_KEYS))}"
+        )
+    return config
+
+
 def load_settings(config_file: Path | None = None) -> Settings:
     """Build settings from `Q2C_*` environment variables and `q2c.yaml` (if present)."""
+    named = "Q2C_CONFIG" in os.environ or config_file is not None
     config_path = Path(os.environ.get("Q2C_CONFIG", config_file or PROJECT_ROOT / "q2c.yaml"))
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    config = config or {}
+    config = _read_config(config_path, named)
 
     home = Path(str(_env("Q2C_HOME", config, "home", PROJECT_ROOT / "var"))).resolve()
     as_of = _env("Q2C_AS_OF", config, "as_of", None)
-    seller_config = config.get("seller", {}) or {}
+    seller_config = config.get("seller", {})
 
     return Settings(
         home=home,

@@ -20,6 +20,7 @@ SELLER = {
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    (tmp_path / "q2c.yaml").write_text("")
     monkeypatch.setenv("Q2C_CONFIG", str(tmp_path / "q2c.yaml"))
     for name in ("Q2C_DELIVER_FROM", "Q2C_DELIVERY_LOOKBACK_DAYS", "Q2C_OPS_STORE"):
         monkeypatch.delenv(name, raising=False)
@@ -65,3 +66,30 @@ def test_a_partial_or_misspelled_seller_block_is_refused(home, change, message):
     (home / "q2c.yaml").write_text("seller:\n" + lines)
     with pytest.raises(ValueError, match=message):
         load_settings()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"iban": "GB00BUKB20201555555555"}, "iban 'GB00BUKB20201555555555' fails its check"),
+    ({"country": "Netherlands"}, "country 'Netherlands' is not an ISO 3166 code"),
+    ({"peppol_id": "abc"}, "peppol_id 'abc' is not '<scheme>:<id>'"),
+    ({"timezone": "Mars/Base"}, "timezone 'Mars/Base' is not an IANA zone"),
+])
+def test_a_seller_value_that_cannot_be_right_is_refused(home, change, message):
+    values = {**SELLER, **change}
+    (home / "q2c.yaml").write_text(
+        "seller:\n" + "".join(f"  {k}: \"{v}\"\n" for k, v in values.items()))
+    with pytest.raises(ValueError, match=message):
+        load_settings()
+
+
+def test_a_misspelled_key_or_a_missing_named_file_is_a_clear_cli_error(home, capsys,
+                                                                       monkeypatch):
+    from q2c.cli import main
+
+    (home / "q2c.yaml").write_text("seler:\n  name: Acme BV\n")
+    assert main(["outbox", "status"]) == 2
+    assert "has unknown keys seler" in capsys.readouterr().err
+
+    monkeypatch.setenv("Q2C_CONFIG", str(home / "missing.yaml"))
+    assert main(["outbox", "status"]) == 2
+    assert "Q2C_CONFIG names" in capsys.readouterr().err

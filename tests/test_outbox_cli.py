@@ -35,7 +35,8 @@ def store(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "ops.sqlite"
     monkeypatch.setenv("Q2C_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("Q2C_OPS_STORE", str(path))
-    monkeypatch.setenv("Q2C_CONFIG", str(tmp_path / "no-q2c.yaml"))
+    (tmp_path / "empty-q2c.yaml").write_text("")  # no settings beyond the environment
+    monkeypatch.setenv("Q2C_CONFIG", str(tmp_path / "empty-q2c.yaml"))
     return path
 
 

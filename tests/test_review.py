@@ -548,7 +548,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy) -> Path:
     """An operational store with INV-a (large amount) and INV-b (first invoice) waiting."""
     monkeypatch.setenv("Q2C_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("Q2C_OPS_STORE", str(tmp_path / "ops.sqlite"))
-    monkeypatch.setenv("Q2C_CONFIG", str(tmp_path / "no-q2c.yaml"))
+    (tmp_path / "empty-q2c.yaml").write_text("")  # no settings beyond the environment
+    monkeypatch.setenv("Q2C_CONFIG", str(tmp_path / "empty-q2c.yaml"))
     queue = ReviewQueue(tmp_path / "ops.sqlite")
     queue.screen([candidate("a", total=Decimal("12345.67"), account_name="Acme GmbH"),
                   candidate("b", is_first_invoice=True, account_name="Beta SA"),
