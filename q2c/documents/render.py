@@ -202,8 +202,10 @@ class PdfRenderer:
         self.image_cache: dict = {}
         self._stylesheets: dict[tuple[Path, str], CSS] = {}
 
-    def render(self, html: str) -> bytes:
+    def render(self, html: str, pdf_variant: str | None = None) -> bytes:
         """Lay out the HTML and return the PDF bytes.
+
+        `pdf_variant` is WeasyPrint's, e.g. `pdf/a-3b` for a Factur-X invoice.
 
         Raises:
             ContentFetchRefusedError: When the HTML or its stylesheet links a resource
@@ -225,6 +227,7 @@ class PdfRenderer:
                 font_config=self.font_config,
                 cache=self.image_cache,
                 pdf_identifier=identifier.encode("ascii"),
+                pdf_variant=pdf_variant,
             )
         except FatalURLFetchingError as exc:
             cause = exc.__cause__

@@ -18,12 +18,10 @@ the same bytes, as for the plain invoice PDF.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import io
 import logging
 import re
-from html import unescape
 from pathlib import Path
 
 import facturx
@@ -31,11 +29,8 @@ import weasyprint
 from lxml import etree
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import NameObject, TextStringObject
-from weasyprint import HTML
-from weasyprint.urls import FatalURLFetchingError
 
-from q2c.content.registry import ContentError
-from q2c.documents.render import DocumentRenderError, pdf_renderer
+from q2c.documents.render import pdf_renderer
 
 log = logging.getLogger(__name__)
 
@@ -97,31 +92,7 @@ def render_facturx(html: str, cii_xml: bytes, content_root: Path | None = None) 
 
 def render_pdfa3(html: str, content_root: Path | None = None) -> bytes:
     """The invoice HTML as a PDF/A-3b, with the warm renderer's fonts and stylesheets."""
-    renderer = pdf_renderer(content_root)
-    identifier = hashlib.md5(html.encode("utf-8"), usedforsecurity=False).hexdigest()
-    stylesheets = []
-
-    def take_stylesheet(match: re.Match) -> str:
-        stylesheets.append(renderer.stylesheet(unescape(match["href"])))
-        return ""
-
-    html = _STYLESHEET_LINK.sub(take_stylesheet, html)
-    try:
-        document = HTML(string=html, base_url=renderer.base_url, url_fetcher=renderer.fetcher)
-        return document.write_pdf(
-            stylesheets=stylesheets,
-            font_config=renderer.font_config,
-            cache=renderer.image_cache,
-            pdf_identifier=identifier.encode("ascii"),
-            pdf_variant=PDF_VARIANT,
-        )
-    except FatalURLFetchingError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ContentError):
-            raise type(cause)(str(cause)) from None
-        raise DocumentRenderError(f"a resource of the document failed: {cause}") from cause
-    except (OSError, ValueError) as exc:
-        raise DocumentRenderError(f"WeasyPrint could not render the document: {exc}") from exc
+    return pdf_renderer(content_root).render(html, pdf_variant=PDF_VARIANT)
 
 
 def read_facturx_xml(pdf: bytes) -> bytes:

@@ -1,19 +1,6 @@
 {#- The review queue as of var as_of_timestamp ('YYYY-MM-DD HH:MM:SS', UTC; default: when
     the run started). A document decided after that moment still counts as waiting. -#}
-{%- set as_of_value = var('as_of_timestamp', none) -%}
-{%- if as_of_value is none or as_of_value | string | trim == '' -%}
-    {%- set as_of_value = run_started_at.strftime('%Y-%m-%d %H:%M:%S') -%}
-{%- endif -%}
-{%- set as_of_value = modules.re.sub('(Z|[+]00(:?00)?| UTC)$', '',
-                                      as_of_value | string | trim | replace('T', ' ')) -%}
-{%- if not modules.re.match(
-    '^[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?$', as_of_value
-) -%}
-    {{ exceptions.raise_compiler_error(
-        "var as_of_timestamp must be a UTC time 'YYYY-MM-DD HH:MM:SS', got '"
-        ~ as_of_value ~ "'"
-    ) }}
-{%- endif -%}
+{%- set as_of_value = q2c_as_of_timestamp() -%}
 
 with
 
