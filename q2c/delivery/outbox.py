@@ -682,6 +682,22 @@ class Outbox:
 
     # -- recording outcomes ---------------------------------------------------------
 
+    def _update_claimed(
+        self, conn: sqlite3.Connection, claim: _Claim, worker: str, **columns: object
+    ) -> bool:
+        """Set `columns` on a row this worker holds claimed, inside the caller's transaction.
+
+        False when another run took the row over (its lease ran out): the caller then
+        leaves the row to that run.
+        """
+        assignments = ", ".join(f"{name} = ?" for name in [*columns, "updated_at"])
+        cursor = conn.execute(
+            f"update outbox set {assignments} "
+            "where document_key = ? and status = ? and claimed_by = ?",
+            (*columns.values(), self._stamp(), claim.document_key, CLAIMED, worker),
+        )
+        return cursor.rowcount == 1
+
     def _record_sent(
         self,
         conn: sqlite3.Connection,
@@ -700,18 +716,12 @@ class Outbox:
         reference = receipt.reference if receipt else ""
         now = self._stamp()
         with transaction(conn):
-            cursor = conn.execute(
-                """
-                update outbox set status = ?, sent_attempt_key = ?, sent_channel = ?,
-                    sent_at = ?, receipt_location = ?, receipt_reference = ?,
-                    lease_expires_at = null, next_attempt_at = null, last_error = null,
-                    channel_index = ?, updated_at = ?
-                where document_key = ? and status = ? and claimed_by = ?
-                """,
-                (SENT, envelope.key, envelope.channel, now, location, reference,
-                 stored.position, now, claim.document_key, CLAIMED, worker),
+            owned = self._update_claimed(
+                conn, claim, worker, status=SENT, sent_attempt_key=envelope.key,
+                sent_channel=envelope.channel, sent_at=now, receipt_location=location,
+                receipt_reference=reference, lease_expires_at=None, next_attempt_at=None,
+                last_error=None, channel_index=stored.position,
             )
-            owned = cursor.rowcount == 1
             event = self._events(conn, claim, run_id)
             event(audit.SENT,
                   f"via {envelope.channel} to {_masked(envelope)}" + (
@@ -745,16 +755,10 @@ class Outbox:
         delay = retry.delay(max(failures, 1))
         next_at = self._stamp(delay)
         with transaction(conn):
-            cursor = conn.execute(
-                """
-                update outbox set status = ?, next_attempt_at = ?, lease_expires_at = null,
-                    last_error = ?, channel_attempts = ?, updated_at = ?
-                where document_key = ? and status = ? and claimed_by = ?
-                """,
-                (FAILED_RETRY, next_at, error, failures, self._stamp(), claim.document_key,
-                 CLAIMED, worker),
-            )
-            if cursor.rowcount != 1:
+            if not self._update_claimed(
+                conn, claim, worker, status=FAILED_RETRY, next_attempt_at=next_at,
+                lease_expires_at=None, last_error=error, channel_attempts=failures,
+            ):
                 return False
             self._events(conn, claim, run_id)(
                 audit.RETRY_SCHEDULED, f"{error}; next try in a run after {next_at}",
@@ -780,15 +784,10 @@ class Outbox:
         run asks the hold again.
         """
         with transaction(conn):
-            cursor = conn.execute(
-                """
-                update outbox set status = ?, lease_expires_at = null, channel_attempts = ?,
-                    updated_at = ?
-                where document_key = ? and status = ? and claimed_by = ?
-                """,
-                (QUEUED, failures, self._stamp(), claim.document_key, CLAIMED, worker),
-            )
-            if cursor.rowcount != 1:
+            if not self._update_claimed(
+                conn, claim, worker, status=QUEUED, lease_expires_at=None,
+                channel_attempts=failures,
+            ):
                 return False
             self._events(conn, claim, run_id)(
                 audit.HELD, f"not sent: {reason}", channel=stored.envelope.channel,
@@ -809,16 +808,10 @@ class Outbox:
     ) -> bool:
         next_channel = claim.plan[next_index]
         with transaction(conn):
-            cursor = conn.execute(
-                """
-                update outbox set channel_index = ?, channel_attempts = 0, last_error = ?,
-                    lease_expires_at = ?, updated_at = ?
-                where document_key = ? and status = ? and claimed_by = ?
-                """,
-                (next_index, error, self._stamp(self.lease_seconds), self._stamp(),
-                 claim.document_key, CLAIMED, worker),
-            )
-            if cursor.rowcount != 1:
+            if not self._update_claimed(
+                conn, claim, worker, channel_index=next_index, channel_attempts=0,
+                last_error=error, lease_expires_at=self._stamp(self.lease_seconds),
+            ):
                 return False
             self._events(conn, claim, run_id)(
                 audit.FAILED_OVER, f"{stored.envelope.channel} -> {next_channel}: {error}",
@@ -839,15 +832,10 @@ class Outbox:
     ) -> bool:
         """Park the row as a dead letter; False when another run took it over."""
         with transaction(conn):
-            cursor = conn.execute(
-                """
-                update outbox set status = ?, lease_expires_at = null, last_error = ?,
-                    updated_at = ?
-                where document_key = ? and status = ? and claimed_by = ?
-                """,
-                (DEAD_LETTER, error, self._stamp(), claim.document_key, CLAIMED, worker),
-            )
-            if cursor.rowcount != 1:
+            if not self._update_claimed(
+                conn, claim, worker, status=DEAD_LETTER, lease_expires_at=None,
+                last_error=error,
+            ):
                 return False
             self._events(conn, claim, run_id)(
                 audit.DEAD_LETTER,
