@@ -159,7 +159,8 @@ def produce_einvoices(
         validator = validator_for(settings.einvoice_rules_dir)
     except RulesNotFoundError as exc:
         for doc in batch.documents:
-            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING, str(exc))
+            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING,
+                     _rules_missing(exc, settings.einvoice_rules_dir))
         record_einvoices(conn, run, run_id)
         return run
 
@@ -173,7 +174,8 @@ def produce_einvoices(
         try:
             stored = _produce_one(doc, target, settings, content, used, validator, digest, run)
         except RulesNotFoundError as exc:
-            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING, str(exc))
+            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING,
+                     _rules_missing(exc, settings.einvoice_rules_dir))
         except Exception as exc:  # one invoice's bad data must not stop the others
             log.exception("e-invoice of invoice %s could not be produced", doc.invoice_number)
             run.hold(doc.invoice_id, doc.invoice_number, "q2c-einvoice",
@@ -304,6 +306,15 @@ def _known_hashes(conn: duckdb.DuckDBPyConnection) -> set[str]:
         f"select input_hash, path from {OPS_SCHEMA}.einvoice_manifest"
     ).fetchall()
     return {digest for digest, path in rows if Path(path).is_file()}
+
+
+def _rules_missing(exc: RulesNotFoundError, rules_dir: Path) -> str:
+    """The short hold reason of each invoice; the full instructions are logged once."""
+    if not getattr(exc, "logged", False):
+        log.error("e-invoices held: %s", exc)
+        exc.logged = True
+    return (f"the e-invoice rules in {rules_dir} are missing or incomplete; point "
+            "Q2C_EINVOICE_RULES at the official rules (README, E-invoices)")
 
 
 def _rules(report: ValidationReport) -> str:

@@ -22,6 +22,25 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop at once, with the fix, when the shared folder beside the repository is missing.
+
+    The real-shaped source tables, the e-invoice examples and the official e-invoice rules
+    are kept in `../shared` (data/ and validators/), not in the repository.
+    """
+    missing = [str(SHARED / name) for name in ("data", "validators")
+               if not (SHARED / name).is_dir()]
+    if missing:
+        pytest.exit(
+            f"the test suite needs the shared folder beside the repository; missing: "
+            f"{', '.join(missing)}. Place (or link) it at {SHARED} as the README says.",
+            returncode=2,
+        )
+
+
 SMTP_HOST = "127.0.0.1"
 
 
