@@ -42,14 +42,9 @@ OUTBOX_PAYLOADS_KEY = dg.AssetKey(["q2c_ops", "outbox_payloads"])
 DELIVERY_EVENTS_KEY = dg.AssetKey(["q2c_ops", "delivery_events"])
 
 
-def _queued_keys(settings) -> set[str]:
-    with opsdb.connect(settings.ops_store) as store:
-        Outbox(settings.ops_store)  # creates the tables on first use
-        return {row[0] for row in store.execute("select document_key from outbox")}
-
-
 def _due(settings, conn):
-    return select_due(conn, held_invoice_ids(conn), _queued_keys(settings),
+    known = Outbox(settings.ops_store).document_keys_known()
+    return select_due(conn, held_invoice_ids(conn), known,
                       load_channel_policy(settings.delivery_policy_file), settings.run_date,
                       delivery_start(settings))
 
@@ -64,14 +59,10 @@ def _review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
     return None
 
 
-def _cancel_rejected(box: Outbox, review: ReviewQueue, settings) -> list[str]:
+def _cancel_rejected(box: Outbox, review: ReviewQueue) -> list[str]:
     """Cancel queued, not yet sent deliveries whose invoice a reviewer rejected since."""
-    with opsdb.connect(settings.ops_store) as store:
-        unsent = [row[0] for row in store.execute(
-            "select invoice_id from outbox where status in ('queued', 'failed_retry', "
-            "'dead_letter')")]
     cancelled = []
-    for invoice_id, status in review.status_of(unsent).items():
+    for invoice_id, status in review.status_of(box.unsent_invoice_ids()).items():
         if status != REJECTED:
             continue
         try:
@@ -231,7 +222,7 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         on_bounce=lambda bounce: box.record_bounce(
             bounce.attempt_key, bounce.diagnostic, context.run_id),
     ) if settings.bounce_maildir or settings.ses_bounce_queue_url else None
-    cancelled = _cancel_rejected(box, review, settings)
+    cancelled = _cancel_rejected(box, review)
     report = box.process(channels, context.run_id, retry=RetryPolicy(),
                          hold=lambda invoice_id: _review_hold(review, invoice_id))
     dead = box.dead_letters()

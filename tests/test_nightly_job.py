@@ -323,6 +323,41 @@ def test_an_invoice_waiting_for_review_goes_out_over_smtp_once_after_approval(
     assert (row["status"], row["sent_channel"]) == ("sent", "email")
 
 
+def test_an_invoice_rejected_after_it_was_queued_is_cancelled_not_sent(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.delivery import outbox, review_queue
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    monkeypatch.setenv("Q2C_MAIL_CHANNEL", "smtp")  # a closed port: the send is deferred
+    monkeypatch.setenv("Q2C_SMTP_PORT", "9")
+    _, review = _due_and_review(generated_run)
+    first_channel = _first_channels(generated_run)
+    number = sorted(n for n in review if first_channel[n] == "email")[0]
+
+    assert cli_main(["review", "approve", number, "--by", "controller"]) == 0
+    assert dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()}).success
+    assert _outbox_status(home, number) == "failed_retry"
+
+    assert cli_main(["review", "reopen", number, "--reason", "wrong PO", "--by", "c"]) == 0
+    assert cli_main(["review", "reject", number, "--reason", "wrong PO", "--by", "c"]) == 0
+    assert dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()}).success
+
+    assert _outbox_status(home, number) == "cancelled"
+    with opsdb.connect(home / "ops.sqlite") as store:
+        events = [row[0] for row in store.execute(
+            "select event from delivery_events where invoice_number = ? order by seq",
+            [number])]
+    assert "sent" not in events and events[-1] == "cancelled"
+
+
+def _outbox_status(home: Path, number: str) -> str:
+    with opsdb.connect(home / "ops.sqlite") as store:
+        return store.execute("select status from outbox where invoice_number = ?",
+                             [number]).fetchone()[0]
+
+
 def _first_channels(generated_run) -> dict[str, str]:
     """Invoice number -> the first channel of its customer's policy decision."""
     with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:

@@ -134,6 +134,17 @@ def test_enqueue_is_idempotent_and_never_replaces_the_queued_payload(tmp_path):
     assert events_of(outbox, 1) == [("queued", None), ("claimed", "email"), ("sent", "email")]
 
 
+def test_the_outbox_lists_known_documents_and_what_is_not_sent_yet(tmp_path):
+    outbox = Outbox(tmp_path / "ops.sqlite")
+    assert outbox.document_keys_known() == set() and outbox.unsent_invoice_ids() == []
+
+    outbox.enqueue([item(1), item(2), item(3)], "run-1")
+    outbox.process({EMAIL: EmlFolderTransport(tmp_path / "eml")}, "run-1", limit=1)
+
+    assert outbox.document_keys_known() == {doc(1), doc(2), doc(3)}
+    assert sorted(outbox.unsent_invoice_ids()) == [item(2).invoice_id, item(3).invoice_id]
+
+
 @pytest.mark.parametrize(
     ("plan", "message"),
     [

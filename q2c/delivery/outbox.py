@@ -1050,6 +1050,20 @@ class Outbox:
 
     # -- reading ----------------------------------------------------------------------
 
+    def document_keys_known(self) -> set[str]:
+        """Every document ever queued: such a document is never queued again."""
+        with connect(self.store_path) as conn:
+            return {row[0] for row in conn.execute("select document_key from outbox")}
+
+    def unsent_invoice_ids(self) -> list[str]:
+        """Invoices queued but not sent: what a later review decision can still stop."""
+        with connect(self.store_path) as conn:
+            rows = conn.execute(
+                "select invoice_id from outbox where status in (?, ?, ?) order by queued_at",
+                (QUEUED, FAILED_RETRY, DEAD_LETTER),
+            )
+            return [row[0] for row in rows]
+
     def status_counts(self) -> dict[str, int]:
         """Rows per status, every status present."""
         with connect(self.store_path) as conn:
