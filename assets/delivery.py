@@ -15,6 +15,7 @@ import duckdb
 from assets.documents import DOCUMENTS_KEY, EINVOICES_KEY
 from orchestration.resources import Q2CSettings
 from q2c import opsdb
+from q2c.attachments.nightly import plan_for_delivery
 from q2c.content.registry import load_registry
 from q2c.delivery.bounces import read_bounces
 from q2c.delivery.envelope import PORTAL
@@ -31,6 +32,7 @@ from q2c.review import PENDING, REJECTED, ReviewQueue, export_review
 from q2c.review import load_policy as load_review_policy
 from q2c.review.candidates import load_candidates
 from q2c.warehouse import connect
+from q2c.x12_invoices import read_partner_acknowledgements
 from quality.runner import held_invoice_ids
 
 logger = logging.getLogger(__name__)
@@ -169,6 +171,9 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     check_specs=[
         dg.AssetCheckSpec("no_dead_letters", asset=OUTBOX_KEY,
                           description="No invoice exhausted every channel of its plan."),
+        dg.AssetCheckSpec("edi_rejections_handled", asset=OUTBOX_KEY,
+                          description="No trading partner rejected an 810 that the policy "
+                                      "says to alert on instead of failing over."),
         dg.AssetCheckSpec("audit_chain_intact", asset=DELIVERY_EVENTS_KEY,
                           description="Every delivery event still hashes to the next."),
     ],
@@ -213,7 +218,11 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         else:
             ready.append((by_id[doc.invoice_id], doc, document))
     _stop_if_the_trail_changed(box, exported_head, settings)
-    items = build_items(ready, einvoices, content, settings, channels[PORTAL])
+    with connect(settings.warehouse_path) as conn:
+        attachments = plan_for_delivery(conn, [doc for _, doc, _ in ready], settings, content,
+                                        context.run_id)
+    items = build_items(ready, einvoices, content, settings, channels[PORTAL],
+                        attachments=attachments)
     enqueued = box.enqueue(items, context.run_id)
 
     bounces = read_bounces(
@@ -222,6 +231,11 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         on_bounce=lambda bounce: box.record_bounce(
             bounce.attempt_key, bounce.diagnostic, context.run_id),
     ) if settings.bounce_maildir or settings.ses_bounce_queue_url else None
+    acks = read_partner_acknowledgements(settings, box, context.run_id)
+    for alert in acks.alerts:
+        context.log.error("invoice %s: partner %s rejected its 810 (%s); the policy says to "
+                          "settle it with the partner, not to fail over",
+                          alert.invoice_number, alert.partner, "; ".join(alert.errors))
     cancelled = _cancel_rejected(box, review)
     report = box.process(channels, context.run_id, retry=RetryPolicy(),
                          hold=lambda invoice_id: _review_hold(review, invoice_id))
@@ -240,6 +254,8 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         **{name: int(value) for name, value in counts.items()},
         "status_counts": dg.MetadataValue.json(box.status_counts()),
         "bounces_read": len(bounces.bounces) if bounces else 0,
+        "edi_acknowledgements": dg.MetadataValue.json(acks.counts()),
+        "supporting_documents": dg.MetadataValue.json(attachments.counts()),
         "dead_letters": len(dead),
         "not_due": dg.MetadataValue.json(
             {reason: len(numbers) for reason, numbers in selection.skipped.items()}
@@ -260,6 +276,18 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         metadata={"dead_letters": dg.MetadataValue.json(
             {letter.invoice_number: letter.last_error for letter in dead[:50]}
         )},
+    )
+    yield dg.AssetCheckResult(
+        check_name="edi_rejections_handled", asset_key=OUTBOX_KEY, passed=not acks.alerts,
+        metadata={
+            "alerts": dg.MetadataValue.json({
+                alert.invoice_number: f"{alert.partner} status {alert.status}: "
+                                      + "; ".join(alert.errors) for alert in acks.alerts[:50]
+            }),
+            "ack_files_not_matched": dg.MetadataValue.json(
+                {problem.source: problem.reason for problem in acks.problems[:50]}
+            ),
+        },
     )
     yield dg.AssetCheckResult(
         check_name="audit_chain_intact", asset_key=DELIVERY_EVENTS_KEY, passed=not problems,

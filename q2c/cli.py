@@ -290,21 +290,27 @@ def _add_outbox_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_einvoice_validate(args: argparse.Namespace) -> int:
-    """Check e-invoice files against the official rules; exit 1 when any file is rejected."""
+    """Check e-invoice files (UBL, CII, Factur-X against the official rules; X12 by q2c's
+    X12 validator); exit 1 when any file is rejected."""
     from q2c.einvoice.validate import RulesNotFoundError, validator_for
     from q2c.settings import load_settings
 
-    try:
-        validator = validator_for(load_settings().einvoice_rules_dir)
-    except RulesNotFoundError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    validator = None
     rejected = 0
     for name in args.files:
         path = Path(name)
         try:
-            ok, verdict, findings = _validate_file(validator, path, peppol=not args.no_peppol)
-        except (OSError, ValueError, RulesNotFoundError) as exc:
+            data = path.read_bytes()
+            if _looks_like_x12(data):
+                ok, verdict, findings = _validate_x12(data)
+            else:
+                validator = validator or validator_for(load_settings().einvoice_rules_dir)
+                ok, verdict, findings = _validate_file(validator, data,
+                                                       peppol=not args.no_peppol)
+        except RulesNotFoundError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        except (OSError, ValueError) as exc:
             ok, verdict, findings = False, "unreadable", [str(exc)]
         rejected += not ok
         print(f"{path}: {verdict}")
@@ -314,15 +320,32 @@ def _cmd_einvoice_validate(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-def _validate_file(validator, path: Path, peppol: bool) -> tuple[bool, str, list[str]]:
+def _looks_like_x12(data: bytes) -> bool:
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"ISA")
+
+
+def _validate_x12(data: bytes) -> tuple[bool, str, list[str]]:
+    from q2c.x12.validate import validate_x12
+
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not ASCII at byte {exc.start}: X12 basic and extended "
+                         "character sets only") from exc
+    findings = validate_x12(text.lstrip())
+    lines = [f"{f.code} {f.segment} (segment {f.position}"
+             f"{', ' + f.element if f.element else ''}): {f.message}" for f in findings]
+    return not findings, ("valid" if not findings else "rejected") + " (X12)", lines
+
+
+def _validate_file(validator, data: bytes, peppol: bool) -> tuple[bool, str, list[str]]:
     """UBL by its root element, CII as it is, Factur-X by the XML embedded in the PDF."""
     from q2c.einvoice.facturx import read_facturx_xml
 
-    data = path.read_bytes()
     if data.startswith(b"%PDF-"):
         report, label = validator.validate_cii(read_facturx_xml(data)), "Factur-X CII"
     elif not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        raise ValueError("neither XML nor a PDF")
+        raise ValueError("neither XML, X12 nor a PDF")
     elif b"CrossIndustryInvoice" in data[:2000]:
         report, label = validator.validate_cii(data), "CII"
     else:
@@ -340,11 +363,187 @@ def _add_einvoice_parser(commands: argparse._SubParsersAction) -> None:
     actions = einvoice.add_subparsers(dest="einvoice_command", required=True)
     validate = actions.add_parser(
         "validate", help="check UBL, CII or Factur-X files against the official rules "
-                         "(Q2C_EINVOICE_RULES)")
+                         "(Q2C_EINVOICE_RULES), and X12 810s with q2c's X12 validator")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--no-peppol", action="store_true",
                           help="UBL: the CEN rules only, not the Peppol BIS 3 rules")
     validate.set_defaults(func=_cmd_einvoice_validate)
+
+
+def _cmd_content(args: argparse.Namespace) -> int:
+    """List, check, approve, explain and preview governed content."""
+    from q2c.content.registry import ContentError, load_registry
+
+    settings = load_settings()
+    content_dir = Path(args.content).resolve() if args.content else settings.content_dir
+    try:
+        if args.content_command == "approve":
+            return _content_approve(content_dir, args)
+        registry = load_registry(content_dir)
+        if args.content_command == "list":
+            return _content_list(registry, args)
+        if args.content_command == "check":
+            return _content_check(registry)
+        on = args.on or settings.run_date
+        if args.content_command == "explain":
+            return _content_explain(registry, settings, args, on)
+        return _content_preview(registry, settings, args, on)
+    except ContentError as exc:
+        print(f"q2c content: {exc}", file=sys.stderr)
+        return 1
+
+
+def _content_list(registry, args: argparse.Namespace) -> int:
+    import json
+
+    entries = [e for e in registry.entries
+               if (not args.id or e.id == args.id) and (not args.status or e.status == args.status)]
+    if args.json:
+        print(json.dumps([
+            {"id": e.id, "version": e.version, "kind": e.kind, "status": e.status,
+             "slot": e.slot, "effective_from": e.effective_from.isoformat(),
+             "effective_to": e.effective_to.isoformat() if e.effective_to else None,
+             "targeting": e.targeting.as_dict(), "case": e.case, "placement": e.placement,
+             "approved_by": e.approved_by,
+             "approved_at": e.approved_at.isoformat() if e.approved_at else None,
+             "path": e.path}
+            for e in entries
+        ], indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'id':<28} {'ver':>3}  {'kind':<8} {'status':<8} {'effective':<23}  "
+          f"{'targeting':<30} approved")
+    for e in entries:
+        effective = f"{e.effective_from}..{e.effective_to or ''}"
+        approved = f"{e.approved_by} {e.approved_at:%Y-%m-%d}" if e.approved_at else "-"
+        print(f"{e.id:<28} {e.version:>3}  {e.kind:<8} {e.status:<8} {effective:<23}  "
+              f"{e.targeting.describe():<30} {approved}")
+    print(f"\n{len(entries)} versions in {registry.root / 'registry.yaml'}")
+    return 0
+
+
+def _content_check(registry) -> int:
+    from q2c.content.lock import check_lock
+
+    problems = check_lock(registry)
+    if problems:
+        print(f"Content lock of {registry.root} is BROKEN ({len(problems)} problems):")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    locked = [e for e in registry.entries if e.status in ("approved", "retired")]
+    drafts = [e for e in registry.entries if e.status == "draft"]
+    files = sum(len(e.sha256) for e in locked)
+    print(f"Content lock intact: {len(locked)} approved or retired versions, {files} files "
+          f"match their recorded sha256; {len(drafts)} drafts, none used by approved content.")
+    return 0
+
+
+def _content_approve(content_dir: Path, args: argparse.Namespace) -> int:
+    from q2c.content.lock import approve
+
+    entry = approve(content_dir, args.id, args.version, _reviewer(args.by),
+                    effective_from=args.effective_from)
+    print(f"Approved {entry.ref} by {entry.approved_by} at {entry.approved_at:%Y-%m-%d %H:%M} "
+          f"UTC, in effect from {entry.effective_from}; {len(entry.sha256)} files locked.")
+    return 0
+
+
+def _content_invoice(settings, reference: str):
+    """The invoice and its account's segment, from the warehouse the settings point at."""
+    from q2c.documents.preview import find_invoice
+    from q2c.warehouse import connect
+
+    if not settings.warehouse_path.is_file():
+        from q2c.content.registry import ContentError
+
+        raise ContentError(f"no warehouse at {settings.warehouse_path}: run `q2c run` first, "
+                           "or point Q2C_WAREHOUSE at one")
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        return find_invoice(conn, reference, settings.seller)
+
+
+def _content_explain(registry, settings, args: argparse.Namespace, on: dt.date) -> int:
+    from q2c.content.selection import select_content
+
+    doc, segment = _content_invoice(settings, args.invoice)
+    selection = select_content(registry, doc, channel=args.channel, on=on,
+                               document=args.document, segment=segment)
+    print(f"Content for invoice {doc.invoice_number} on {on} ({args.channel}):")
+    for line in selection.describe().splitlines():
+        print(f"  {line}")
+    return 0
+
+
+def _content_preview(registry, settings, args: argparse.Namespace, on: dt.date) -> int:
+    from q2c.documents.preview import preview_file_name, render_preview, write_preview
+
+    entry = _preview_entry(registry, args.id, args.version)
+    doc, segment = _content_invoice(settings, args.invoice)
+    preview = render_preview(doc, registry, entry, on=on, segment=segment)
+    out = Path(args.out) if args.out else Path.cwd() / preview_file_name(doc.invoice_number, entry)
+    write_preview(preview, out)
+    print(f"Preview of {entry.ref} ({entry.status}) on invoice {doc.invoice_number}, "
+          f"watermarked DRAFT: {out}")
+    for line in preview.selection.describe().splitlines():
+        print(f"  {line}")
+    return 0
+
+
+def _preview_entry(registry, content_id: str, version: int | None):
+    """The version asked for; else the newest draft; else the newest version of any status."""
+    from q2c.content.registry import ContentNotFoundError
+
+    if version is not None:
+        return registry.version(content_id, version)
+    versions = registry.versions(content_id)
+    if not versions:
+        raise ContentNotFoundError(f"no content `{content_id}` in {registry.root}; "
+                                   "`q2c content list` shows what is registered")
+    drafts = [e for e in versions if e.status == "draft"]
+    return (drafts or versions)[-1]
+
+
+def _add_content_parser(commands: argparse._SubParsersAction) -> None:
+    content = commands.add_parser(
+        "content", help="governed content: list, check the lock, approve, explain, preview"
+    )
+    actions = content.add_subparsers(dest="content_command", required=True)
+    folder_help = "content folder (default: the settings' content_dir, the repository's)"
+
+    show = actions.add_parser("list", help="every registered version with status and targeting")
+    show.add_argument("--id", help="only this content id")
+    show.add_argument("--status", choices=["draft", "approved", "retired"])
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    check = actions.add_parser(
+        "check", help="verify approved and retired files against their recorded sha256")
+
+    approve = actions.add_parser("approve", help="approve a draft: record hashes and approver")
+    approve.add_argument("id", metavar="ID")
+    approve.add_argument("version", metavar="VERSION", type=int)
+    approve.add_argument("--by", help="who approves (default: the operating-system user)")
+    approve.add_argument("--effective-from", type=_date,
+                         help="first date it is used (default: as the draft says)")
+
+    explain = actions.add_parser(
+        "explain", help="which content an invoice gets, and why")
+    explain.add_argument("--invoice", required=True, help="invoice number as printed, or id")
+    explain.add_argument("--channel", default="pdf", choices=["pdf", "email", "portal", "edi"])
+    explain.add_argument("--document", default="invoice",
+                         help="template slot: invoice, credit_note, payment_reminder, ...")
+    explain.add_argument("--on", type=_date, help="date (default: the run date)")
+
+    preview = actions.add_parser(
+        "preview", help="render an invoice with a draft (or any version) in a DRAFT PDF")
+    preview.add_argument("id", metavar="ID")
+    preview.add_argument("--version", type=int,
+                         help="version to preview (default: the newest draft)")
+    preview.add_argument("--invoice", required=True, help="invoice number as printed, or id")
+    preview.add_argument("--out", help="PDF to write (default: preview-<invoice>-<id>-vN.pdf)")
+    preview.add_argument("--on", type=_date, help="date (default: the run date)")
+    for action in (show, check, approve, explain, preview):
+        action.add_argument("--content", help=folder_help)
+    content.set_defaults(func=_cmd_content)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_review_parser(commands)
     _add_outbox_parser(commands)
     _add_einvoice_parser(commands)
+    _add_content_parser(commands)
     return parser
 
 

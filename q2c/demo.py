@@ -256,6 +256,9 @@ TAX_RATE_IDS = {
 # Peppol EAS schemes for VAT numbers, by country (the participant id is scheme:VAT id).
 PEPPOL_VAT_SCHEMES = {"DE": "9930", "FR": "9957", "NL": "9944", "ES": "9920"}
 
+# US retailers and distributors that take ANSI X12 810s: profiles in q2c/x12/partners.yaml.
+X12_DEMO_PARTNERS = ("bigbox-retail", "lakeside-distribution")
+
 # The first accounts cycle through every country, so even a small demo has all of them.
 COUNTRY_ORDER = ("DE", "US", "GB", "FR", "NL", "ES", "JP", "KW")
 COUNTRY_WEIGHTS = (24, 22, 12, 12, 10, 8, 6, 6)
@@ -460,8 +463,9 @@ class _Company:
     billing_contact_id: str = ""
     delivery: str = "Email"
     channel: str = ""  # the CRM's invoice delivery channel: edi, email, portal or empty
-    einvoice_format: str = ""  # peppol_ubl or facturx, for edi customers
+    einvoice_format: str = ""  # peppol_ubl, facturx or x12_810, for edi customers
     peppol_id: str = ""
+    x12_partner: str = ""  # the trading-partner profile of an x12_810 customer
     email_opt_out: bool = False
     since: dt.date = dt.date(2020, 1, 1)
     prices: dict[str, Decimal] = field(default_factory=dict)
@@ -787,11 +791,14 @@ class _Generator:
 
         Drawn from a generator of its own, so adding these fields left every other value of
         a seeded demo as it was. EU business customers with a VAT id are the ones that take
-        e-invoices: Peppol UBL through an access point, or Factur-X (DE and FR).
+        e-invoices: Peppol UBL through an access point, or Factur-X (DE and FR); larger US
+        customers take ANSI X12 810s through a trading-partner profile.
         """
         rng = random.Random(f"{self.seed}-channel-{company.index}")
         scheme = PEPPOL_VAT_SCHEMES.get(company.country.code)
         takes_edi = (scheme and company.tax_id and company.method != CRM_ONLY
+                     and company.segment != "smb")
+        takes_x12 = (company.country.code == "US" and company.method != CRM_ONLY
                      and company.segment != "smb")
         roll = rng.random()
         if takes_edi and roll < 0.5:
@@ -799,6 +806,10 @@ class _Generator:
             company.peppol_id = f"{scheme}:{company.tax_id}"
             facturx = company.country.code in ("DE", "FR") and rng.random() < 0.35
             company.einvoice_format = "facturx" if facturx else "peppol_ubl"
+        elif takes_x12 and roll < 0.5:
+            company.channel = "edi"
+            company.einvoice_format = "x12_810"
+            company.x12_partner = rng.choice(X12_DEMO_PARTNERS)
         elif roll > 0.9:
             company.channel = "portal"
         elif roll > 0.6:
@@ -1158,6 +1169,7 @@ class _Generator:
             "invoice_delivery_channel_c": company.channel,
             "einvoice_format_c": company.einvoice_format,
             "peppol_participant_id_c": company.peppol_id,
+            "x12_partner_c": company.x12_partner,
             "created_date": _ts(created),
             "last_modified_date": _ts(self.at(self.as_of - self.days(1, 200))),
             "is_deleted": "false",

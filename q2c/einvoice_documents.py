@@ -1,9 +1,10 @@
-"""E-invoices of the invoices whose customers take them: Peppol UBL or Factur-X.
+"""E-invoices of the invoices whose customers take them: Peppol UBL, Factur-X or X12 810.
 
 This joins the warehouse (which customers want an e-invoice, and their Peppol ids and
 addresses), the invoice documents, and `q2c.einvoice` (build, compliance, syntax,
-validation). Every e-invoice is validated against the official rules in the configured rules
-folder before it is stored; one that breaks a rule, or cannot be built compliant (a reverse
+validation). Every e-invoice is validated before it is stored: UBL and Factur-X against the
+official rules in the configured rules folder, X12 810s by q2c's X12 validator
+(`q2c.x12_invoices`); one that breaks a rule, or cannot be built compliant (a reverse
 charge without the buyer's VAT id), is held back with the rule named, like a quality hold,
 so the invoice goes nowhere until the data is fixed.
 
@@ -40,12 +41,14 @@ from q2c.einvoice.ubl import write_ubl
 from q2c.einvoice.validate import RulesNotFoundError, ValidationReport, validator_for
 from q2c.settings import Settings
 from q2c.warehouse import OPS_SCHEMA
+from q2c.x12.control import ControlNumbers
+from q2c.x12_invoices import X12_810, X12Problem, build_x12, partner_profiles
 
 log = logging.getLogger(__name__)
 
 PEPPOL_UBL = "peppol_ubl"
 FACTURX = "facturx"
-FORMATS = (PEPPOL_UBL, FACTURX)
+FORMATS = (PEPPOL_UBL, FACTURX, X12_810)
 HOLD_SUITE = "einvoice"
 RULES_MISSING = "rules-missing"
 HOLD_PREFIX = "e-invoice: "
@@ -59,7 +62,8 @@ select
     accounts.billing_city, accounts.billing_postal_code, accounts.billing_region,
     accounts.billing_country_code,
     accounts.segment, accounts.country_code, accounts.billing_email,
-    accounts.delivery_preference, accounts.invoice_delivery_channel, accounts.email_consent
+    accounts.delivery_preference, accounts.invoice_delivery_channel, accounts.email_consent,
+    accounts.x12_partner
 from core.fct_invoices as invoices
 inner join core.dim_accounts as accounts on accounts.account_key = invoices.account_key
 where invoices.issue_date <= ?
@@ -79,6 +83,7 @@ class EInvoiceTarget:
     peppol_id: str | None
     vat_id: str | None
     address: Address
+    x12_partner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ def einvoice_targets(
             peppol_id, vat_id,
             Address(line1=street, city=city, postal_code=postal, subdivision=region,
                     country=country),
+            row["x12_partner"],
         ))
     return targets
 
@@ -155,15 +161,7 @@ def produce_einvoices(
         run.hold(rejected.invoice_id, rejected.invoice_number or "?", "q2c-document",
                  f"{rejected.table}.{rejected.field}: {rejected.reason}")
 
-    try:
-        validator = validator_for(settings.einvoice_rules_dir)
-    except RulesNotFoundError as exc:
-        for doc in batch.documents:
-            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING,
-                     _rules_missing(exc, settings.einvoice_rules_dir))
-        record_einvoices(conn, run, run_id)
-        return run
-
+    tools = _Tools(settings)
     known = _known_hashes(conn)
     for doc in batch.documents:
         target = by_id[doc.invoice_id]
@@ -172,7 +170,11 @@ def produce_einvoices(
             run.unchanged += 1
             continue
         try:
-            stored = _produce_one(doc, target, settings, content, used, validator, digest, run)
+            if target.format == X12_810:
+                stored = _produce_x12(doc, target, settings, tools, digest, run)
+            else:
+                stored = _produce_one(doc, target, settings, content, used, tools.validator(),
+                                      digest, run)
         except RulesNotFoundError as exc:
             run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING,
                      _rules_missing(exc, settings.einvoice_rules_dir))
@@ -187,6 +189,52 @@ def produce_einvoices(
                 run.written.append(stored)
     record_einvoices(conn, run, run_id)
     return run
+
+
+class _Tools:
+    """What one run needs, loaded on first use: the EN 16931 rules are not read for a run of
+    X12 810s only, and the partner profiles not for a run without them."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._validator = None
+        self._partners = None
+        self.controls = ControlNumbers(settings.ops_store)
+
+    def validator(self):
+        if self._validator is None:
+            self._validator = validator_for(self.settings.einvoice_rules_dir)
+        return self._validator
+
+    def partners(self):
+        if self._partners is None:
+            self._partners = partner_profiles(self.settings.x12_partners_file)
+        return self._partners
+
+
+def _produce_x12(doc, target, settings, tools, digest, run):
+    try:
+        built = build_x12(
+            doc, partner_name=target.x12_partner, partners=tools.partners(),
+            seller=settings.seller, buyer_vat=target.vat_id, buyer_address=target.address,
+            buyer_reference=target.customer_reference, controls=tools.controls,
+        )
+    except X12Problem as exc:
+        run.hold(doc.invoice_id, doc.invoice_number, exc.rule, str(exc))
+        return None
+    return _store(doc, target, built.payload, ".x12", digest, built.receiver_id, settings)
+
+
+def _store(doc, target, payload, suffix, digest, receiver_id, settings):
+    content_hash = hashlib.sha256(payload).hexdigest()
+    name = Path(document_file_name(doc.invoice_number, content_hash)).stem + suffix
+    path = settings.documents_dir / "einvoices" / target.format / name
+    _write_once(path, payload)
+    return StoredEInvoice(
+        document_id=f"{target.format}:{content_hash[:32]}:{digest}", invoice_id=doc.invoice_id,
+        invoice_number=doc.invoice_number, format=target.format, path=path,
+        sha256=content_hash, receiver_id=receiver_id,
+    )
 
 
 def _produce_one(doc, target, settings, content, used, validator, digest, run):
@@ -221,16 +269,7 @@ def _produce_one(doc, target, settings, content, used, validator, digest, run):
     if not report.ok:
         run.hold(doc.invoice_id, doc.invoice_number, _rules(report), _why(report))
         return None
-
-    content_hash = hashlib.sha256(payload).hexdigest()
-    name = Path(document_file_name(doc.invoice_number, content_hash)).stem + suffix
-    path = settings.documents_dir / "einvoices" / target.format / name
-    _write_once(path, payload)
-    return StoredEInvoice(
-        document_id=f"{target.format}:{content_hash[:32]}:{digest}", invoice_id=doc.invoice_id,
-        invoice_number=doc.invoice_number, format=target.format, path=path,
-        sha256=content_hash, receiver_id=target.peppol_id,
-    )
+    return _store(doc, target, payload, suffix, digest, target.peppol_id, settings)
 
 
 def held_elsewhere(held: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -296,8 +335,12 @@ def _input_hash(doc: InvoiceDocument, target: EInvoiceTarget, used: UsedContent)
     parts = {
         "document": doc.digest(), "format": target.format, "peppol_id": target.peppol_id,
         "reference": target.customer_reference,
-        "vat_id": target.vat_id, "address": str(target.address), "content": used.versions(),
+        "vat_id": target.vat_id, "address": str(target.address),
     }
+    if target.format == FACTURX:  # only the Factur-X PDF prints governed content
+        parts["content"] = used.select(doc).hash_payload()
+    if target.x12_partner:
+        parts["x12_partner"] = target.x12_partner
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -11,6 +11,9 @@ policy, outbox, channels) and joins them:
    the review queue and does not reach the outbox until it is approved;
 4. build every planned send's bytes now (the email with its PDF, the portal notice, the
    e-invoice), so what was approved is exactly what leaves, and queue them in the outbox.
+   The supporting documents planned by `q2c.attachments.plan_for_delivery` go into the
+   email beside the PDF and, where their rule says so, into the PDF itself; an invoice a
+   required document is missing for is not queued (its hold names the rule and the place).
 
 The outbox then delivers them exactly once each, with failover along the plan.
 """
@@ -26,13 +29,16 @@ from pathlib import Path
 import duckdb
 
 from q2c import opsdb
+from q2c.attachments.embed import embed_files
+from q2c.attachments.nightly import AttachmentRun
+from q2c.attachments.planning import AttachmentPlan
 from q2c.content.registry import ContentRegistry
 from q2c.delivery.addresses import validate_recipient
 from q2c.delivery.edi import EdiDropChannel
 from q2c.delivery.envelope import EDI, EMAIL, PORTAL, Channel
 from q2c.delivery.errors import InvalidRecipientError
 from q2c.delivery.mail_transport import EmlFolderTransport, SmtpTransport, email_payload
-from q2c.delivery.message import build_invoice_email
+from q2c.delivery.message import MailAttachment, build_invoice_email
 from q2c.delivery.outbox import OutboxItem, PlannedSend, attempt_key, document_key
 from q2c.delivery.policy import AccountDelivery, ChannelPolicy, resolve_channels
 from q2c.delivery.portal import ACCOUNT_HEADER, PortalChannel, PortalStore, portal_notice_message
@@ -58,6 +64,8 @@ select
     accounts.delivery_preference,
     accounts.invoice_delivery_channel,
     accounts.peppol_participant_id,
+    accounts.einvoice_format,
+    accounts.x12_partner,
     accounts.email_consent,
     invoices.issue_date < ? as before_delivery_start
 from core.fct_invoices as invoices
@@ -70,7 +78,8 @@ where invoices.issue_date <= ?
 order by invoices.invoice_number
 """
 
-_MIME_BY_SUFFIX = {".xml": "application/xml", ".pdf": "application/pdf"}
+_MIME_BY_SUFFIX = {".xml": "application/xml", ".pdf": "application/pdf",
+                   ".x12": "application/edi-x12"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,7 @@ def delivery_channels(settings: Settings) -> dict[str, Channel]:
     edi = EdiDropChannel(
         settings.einvoice_target, sender_id=settings.seller.peppol_id,
         region=settings.ses_region, endpoint_url=settings.s3_endpoint_url,
+        key_path=settings.sftp_key_file, known_hosts_path=settings.sftp_known_hosts,
     )
     return {EMAIL: mail, PORTAL: portal, EDI: edi}
 
@@ -205,17 +215,28 @@ def build_items(
     content: ContentRegistry,
     settings: Settings,
     portal: PortalChannel,
+    attachments: AttachmentRun | None = None,
 ) -> list[OutboxItem]:
     """One outbox item per invoice, its plan in policy order, every payload built now.
 
     A channel that cannot be built for an invoice (no validated e-invoice, an address that
     is not deliverable) is left out of the plan and recorded as skipped with the reason.
+    With `attachments` (tonight's `plan_for_delivery`), an invoice missing a required
+    supporting document is not queued, and the others carry theirs in the email and the
+    PDF; the decision record lists each document with its rule and sha256.
     """
     items = []
     for invoice, doc, stored in due:
+        extra = attachments.plan_for(invoice.invoice_id) if attachments else None
+        if extra is not None and extra.held:
+            log.warning("invoice %s not queued, held back for its attachments: %s",
+                        doc.invoice_number, "; ".join(extra.reasons()))
+            continue
         doc_key = document_key(invoice.invoice_id)
         record = dict(invoice.decision_record)
         skipped = dict(record.get("skipped") or {})
+        if extra is not None:
+            record["attachments"] = extra.record()
         try:
             pdf = Path(stored.pdf_path).read_bytes()
         except OSError as exc:
@@ -227,7 +248,7 @@ def build_items(
         for channel in record["channels"]:
             try:
                 send = _planned_send(channel, invoice, doc, pdf, attempt_key(doc_key, channel),
-                                     einvoices, content, settings, portal)
+                                     einvoices, content, settings, portal, extra)
             except (InvalidRecipientError, ValueError) as exc:
                 send, reason = None, str(exc)
             else:
@@ -251,7 +272,13 @@ def build_items(
     return items
 
 
-def _planned_send(channel, invoice, doc, pdf, key, einvoices, content, settings, portal):
+def _with_embedded(pdf: bytes, extra: AttachmentPlan | None, invoice_number: str) -> bytes:
+    """The PDF to send: as stored, plus the supporting documents its rules embed."""
+    return embed_files(pdf, extra.for_pdf, invoice_number) if extra is not None else pdf
+
+
+def _planned_send(channel, invoice, doc, pdf, key, einvoices, content, settings, portal,
+                  extra=None):
     sender_domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "q2c.invalid"
     if channel == EMAIL:
         stored = einvoices.get(invoice.invoice_id)
@@ -261,9 +288,11 @@ def _planned_send(channel, invoice, doc, pdf, key, einvoices, content, settings,
         message = build_invoice_email(
             invoice_number=doc.invoice_number, recipient=invoice.account.email or "",
             sender=settings.mail_from, subject=email.subject, html_body=email.html,
-            text_body=email.text, pdf_bytes=pdf,
+            text_body=email.text, pdf_bytes=_with_embedded(pdf, extra, doc.invoice_number),
             pdf_filename=attachment_name(doc.invoice_number),
             message_id_domain=sender_domain, idempotency_key=key,
+            attachments=[MailAttachment(item.name, item.content, item.mime_type)
+                         for item in (extra.for_email if extra is not None else ())],
         )
         return PlannedSend(EMAIL, validate_recipient(invoice.account.email or ""),
                            email_payload(message), f"{doc.invoice_number}.eml",
@@ -276,14 +305,16 @@ def _planned_send(channel, invoice, doc, pdf, key, einvoices, content, settings,
             key=key, message_id_domain=sender_domain, customer_name=invoice.account_name,
             seller_name=settings.seller.name,
         )
-        return PlannedSend(PORTAL, recipient, pdf, attachment_name(doc.invoice_number),
+        return PlannedSend(PORTAL, recipient, _with_embedded(pdf, extra, doc.invoice_number),
+                           attachment_name(doc.invoice_number),
                            "application/pdf", notice=email_payload(notice),
                            headers={ACCOUNT_HEADER: invoice.account.account_key})
     if channel == EDI:
         stored = einvoices.get(invoice.invoice_id)
-        if stored is None or not invoice.account.peppol_id:
+        # The receiver the e-invoice was built for: a Peppol id, or an X12 partner's ISA id.
+        if stored is None or not stored.receiver_id:
             return None
-        return PlannedSend(EDI, invoice.account.peppol_id, stored.path.read_bytes(),
+        return PlannedSend(EDI, stored.receiver_id, stored.path.read_bytes(),
                            stored.path.name, _MIME_BY_SUFFIX.get(stored.path.suffix,
                                                                  "application/octet-stream"),
                            sender_id=settings.seller.peppol_id)

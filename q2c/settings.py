@@ -72,6 +72,12 @@ class Settings:
     delivery_lookback_days: int = 45
     delivery_policy_file: Path | None = None
     review_policy_file: Path | None = None
+    x12_partners_file: Path | None = None
+    edi_inbound: str | None = None
+    sftp_key_file: Path | None = None
+    sftp_known_hosts: Path | None = None
+    attachments_location: str | None = None
+    attachment_rules_file: Path | None = None
     seller: Seller = field(default_factory=Seller)
 
     @property
@@ -95,6 +101,16 @@ class Settings:
     def einvoice_target(self) -> str:
         """Where e-invoices are dropped for the access point: a folder or s3://bucket/prefix."""
         return self.einvoice_outbound or str(self.home / "edi-outbound")
+
+    @property
+    def edi_inbound_source(self) -> str:
+        """Where trading partners' 997 acknowledgements arrive (folder, s3:// or sftp://)."""
+        return self.edi_inbound or str(self.home / "edi" / "inbound")
+
+    @property
+    def attachments_repository(self) -> str:
+        """Where supporting documents are looked up: a folder or s3://bucket/prefix."""
+        return self.attachments_location or str(self.home / "attachments")
 
     @property
     def portal_store(self) -> Path:
@@ -214,6 +230,10 @@ def _optional_date(value: object) -> dt.date | None:
         ) from exc
 
 
+def _optional_text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
 def _optional_path(value: object) -> Path | None:
     return Path(str(value)) if value not in (None, "") else None
 
@@ -228,6 +248,8 @@ CONFIG_KEYS = frozenset("""
     render_workers ops_store einvoice_outbound einvoice_rules portal_dir portal_base_url
     ses_region ses_endpoint_url ses_configuration_set ses_bounce_queue_url s3_endpoint_url
     bounce_maildir deliver_from delivery_lookback_days delivery_policy review_policy seller
+    attachments attachment_rules
+    x12_partners edi_inbound sftp_key_file sftp_known_hosts
 """.split())
 
 
@@ -317,6 +339,20 @@ def load_settings(config_file: Path | None = None) -> Settings:
         ),
         review_policy_file=_optional_path(
             _env("Q2C_REVIEW_POLICY", config, "review_policy", None)
+        ),
+        x12_partners_file=_optional_path(
+            _env("Q2C_X12_PARTNERS", config, "x12_partners", None)
+        ),
+        edi_inbound=_env("Q2C_EDI_INBOUND", config, "edi_inbound", None),
+        sftp_key_file=_optional_path(_env("Q2C_SFTP_KEY", config, "sftp_key_file", None)),
+        sftp_known_hosts=_optional_path(
+            _env("Q2C_SFTP_KNOWN_HOSTS", config, "sftp_known_hosts", None)
+        ),
+        attachments_location=_optional_text(
+            _env("Q2C_ATTACHMENTS", config, "attachments", None)
+        ),
+        attachment_rules_file=_optional_path(
+            _env("Q2C_ATTACHMENT_RULES", config, "attachment_rules", None)
         ),
         seller=_seller(seller_config, config_path),
     )

@@ -34,6 +34,10 @@ from q2c.einvoice.facturx import read_facturx_xml
 from q2c.einvoice.validate import validator_for
 from q2c.settings import load_settings
 from q2c.warehouse import connect
+from q2c.x12.ack import parse_997, write_997
+from q2c.x12.control import Controls
+from q2c.x12.profiles import load_partners
+from q2c.x12.validate import validate_x12
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AS_OF = dt.date(2026, 11, 30)
@@ -79,7 +83,7 @@ def _current_invoices(path: Path) -> dict[str, dict]:
 def generated_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("generated")
     landing = home / "landing"
-    summary = generate(landing, seed=11, accounts=14, as_of=AS_OF)
+    summary = generate(landing, seed=11, accounts=16, as_of=AS_OF)
     with pytest.MonkeyPatch.context() as monkeypatch:
         _environment(monkeypatch, home / "var", landing, AS_OF)
         first = _run()
@@ -272,6 +276,9 @@ def test_edi_customers_get_a_valid_einvoice_and_the_others_an_email(generated_ru
     files = sorted(home.joinpath("documents", "einvoices").rglob("*.*"))
     assert files
     for path in files:
+        if path.suffix == ".x12":
+            assert validate_x12(path.read_text()) == [], path.name
+            continue
         if path.suffix == ".xml":
             report = validator.validate_ubl(path.read_bytes(), peppol=True)
         else:
@@ -503,12 +510,16 @@ def test_without_the_rules_folder_edi_invoices_are_held_and_nothing_goes_by_edi(
         edi = {row[0] for row in conn.sql(
             "select i.invoice_id from core.fct_invoices i join core.dim_accounts a "
             "using (account_key) where a.invoice_delivery_channel = 'edi'").fetchall()}
+        x12 = {row[0] for row in conn.sql(
+            "select i.invoice_id from core.fct_invoices i join core.dim_accounts a "
+            "using (account_key) where a.einvoice_format = 'x12_810'").fetchall()}
     assert holds and {rule for rule, _ in holds} == {"rules-missing"}
     assert all("Q2C_EINVOICE_RULES" in reason for _, reason in holds)
     with connect(home / "warehouse.duckdb", read_only=True) as conn:
         held = {row[0] for row in conn.sql("select invoice_id from q2c_ops.invoice_holds "
                                            "where suite = 'einvoice'").fetchall()}
-    assert held == edi - _held_by_quality(generated_run)
+    assert x12, "the generated data has an X12 customer, which needs no EN 16931 rules"
+    assert held == edi - x12 - _held_by_quality(generated_run)
 
 
 def test_a_rewritten_audit_trail_fails_its_check_even_with_recomputed_hashes(
@@ -654,3 +665,80 @@ def test_a_missing_tax_line_export_stops_the_night_before_any_invoice_leaves(tmp
     assert "the night stops here" in result.summary
     assert not (tmp_path / "var" / "documents").exists()
     assert not (tmp_path / "var" / "outbox").exists()
+
+
+def _x12_invoices(home: Path) -> dict[str, tuple[str, Decimal, Path]]:
+    """Invoice number -> (the customer's partner, the invoice total, its stored 810)."""
+    with connect(home / "warehouse.duckdb", read_only=True) as conn:
+        rows = conn.sql(
+            "select i.invoice_number, a.x12_partner, i.total_amount, m.path "
+            "from core.fct_invoices i join core.dim_accounts a using (account_key) "
+            "join q2c_ops.einvoice_manifest m using (invoice_id) "
+            "where a.einvoice_format = 'x12_810'").fetchall()
+    return {number: (partner, Decimal(str(total)), Path(path))
+            for number, partner, total, path in rows}
+
+
+def _segments(text: str) -> list[list[str]]:
+    element, terminator = text[3], text[105]
+    return [segment.strip().split(element) for segment in text.split(terminator)
+            if segment.strip()]
+
+
+def test_x12_customers_get_an_810_their_trading_partner_can_read(generated_run):
+    """Each 810 is addressed to its partner, names its invoice and totals it to the cent."""
+    home = generated_run["home"]
+    partners = load_partners()
+    invoices = _x12_invoices(home)
+    assert invoices, "the generated data has an X12 customer with invoices"
+
+    for number, (partner_name, total, path) in invoices.items():
+        partner = partners[partner_name]
+        text = path.read_text()
+        segments = _segments(text)
+        by_id = {segment[0]: segment for segment in segments}
+        assert path.suffix == ".x12"
+        assert validate_x12(text) == []
+        assert by_id["ISA"][8].strip() == partner.receiver_id
+        assert by_id["ISA"][12] == partner.isa_version
+        assert by_id["GS"][8] == partner.gs_version
+        assert by_id["BIG"][2] == number
+        assert Decimal(by_id["TDS"][1]) == (total * 100).quantize(Decimal(1))
+        assert int(by_id["SE"][1]) == len(segments) - 4  # ISA, GS, GE and IEA are outside
+
+
+def test_a_partner_rejecting_an_810_fails_it_over_to_email_and_the_trail_shows_it(
+    generated_run, tmp_path, monkeypatch
+):
+    from assets.delivery import outbox, review_queue
+    from orchestration.resources import Q2CSettings
+
+    home = _copy_of_the_run(generated_run, tmp_path, monkeypatch)
+    delivered = generated_run["delivered_after_first"]
+    sent_810s = {number: item for number, item in _x12_invoices(home).items()
+                 if delivered.get(number) == ["edi"]}
+    assert sent_810s, "an X12 customer's invoice went out by EDI on the first night"
+    number, (partner_name, _, path) = sorted(sent_810s.items())[0]
+    rejection = write_997(path.read_text(), "R", controls=Controls(isa=7, gs=7, st=1),
+                          created_at=dt.datetime(2026, 12, 1, 6, 30))
+    assert parse_997(rejection)[0].status == "R"
+    inbound = home / "edi" / "inbound"
+    inbound.mkdir(parents=True, exist_ok=True)
+    inbound.joinpath("997-rejected.x12").write_text(rejection)
+
+    result = dg.materialize([review_queue, outbox], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with opsdb.connect(home / "ops.sqlite") as store:
+        trail = [(row["event"], row["channel"]) for row in store.execute(
+            "select event, channel from delivery_events where invoice_number = ? "
+            "order by seq", [number])]
+        row = store.execute("select status, sent_channel from outbox where invoice_number = ?",
+                            [number]).fetchone()
+    after = [step for step in trail[trail.index(("ack_rejected", "edi")):]
+             if step[0] != "claimed"]
+    assert after == [("ack_rejected", "edi"), ("bounced", "edi"), ("failed_over", "edi"),
+                     ("sent", "email")], trail
+    assert (row["status"], row["sent_channel"]) == ("sent", "email")
+    assert "email" in _delivered(home)[number]
+    assert list(inbound.glob("*.x12")) == []  # read once, moved to processed/

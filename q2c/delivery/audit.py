@@ -38,9 +38,13 @@ DEAD_LETTER = "dead_letter"
 REQUEUED = "requeued"
 HELD = "held"
 CANCELLED = "cancelled"
+# A functional acknowledgement (X12 997) of an EDI send: accepted (with or without errors),
+# or rejected with the segments named.
+ACKNOWLEDGED = "acknowledged"
+ACK_REJECTED = "ack_rejected"
 EVENTS = (
     QUEUED, SKIPPED, CLAIMED, RESENT_IN_DOUBT, SENT, RETRY_SCHEDULED, FAILED_OVER, BOUNCED,
-    DEAD_LETTER, REQUEUED, HELD, CANCELLED,
+    DEAD_LETTER, REQUEUED, HELD, CANCELLED, ACKNOWLEDGED, ACK_REJECTED,
 )
 
 AUDIT_DDL = """

@@ -1,5 +1,8 @@
 """The invoice email: readable text and HTML bodies plus the invoice PDF.
 
+Supporting documents (a contract, a statement of work, an account statement; see
+`q2c.attachments`) follow the PDF as further attachments, each under its own file name.
+
 Bodies arrive rendered (from governed templates elsewhere); this module only assembles the
 MIME structure and the headers that make a send traceable. The Message-ID is derived from
 the outbox attempt key, so a resend after a crash carries the same Message-ID and the
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -20,6 +25,16 @@ INVOICE_NUMBER_HEADER = "X-Q2C-Invoice-Number"
 
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{12,128}")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+@dataclass(frozen=True)
+class MailAttachment:
+    """A supporting document attached beside the invoice PDF, byte for byte."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
 
 
 def build_invoice_email(
@@ -35,8 +50,9 @@ def build_invoice_email(
     message_id_domain: str,
     idempotency_key: str,
     date: dt.datetime | None = None,
+    attachments: Sequence[MailAttachment] = (),
 ) -> EmailMessage:
-    """Assemble the invoice email as multipart/mixed(alternative(text, html), pdf).
+    """Assemble the invoice email as multipart/mixed(alternative(text, html), pdf, ...).
 
     Args:
         invoice_number: The ERP invoice number, shown in logs and the outbox file name.
@@ -52,6 +68,8 @@ def build_invoice_email(
             (`attempt_key(document_key(invoice_id), EMAIL)` in `q2c.delivery.outbox`);
             it becomes the Message-ID and a header.
         date: The Date header (timezone-aware); now in UTC when omitted.
+        attachments: Supporting documents, attached after the PDF in this order; every
+            file name must be plain and differ from the others and from `pdf_filename`.
 
     Raises:
         InvalidRecipientError: The recipient is not a deliverable address.
@@ -59,6 +77,7 @@ def build_invoice_email(
     """
     address = validate_recipient(recipient)
     _check_arguments(invoice_number, pdf_bytes, pdf_filename, idempotency_key, date)
+    _check_attachments(invoice_number, pdf_filename, attachments)
 
     message = EmailMessage()
     message["From"] = sender
@@ -76,7 +95,28 @@ def build_invoice_email(
     message.add_attachment(
         pdf_bytes, maintype="application", subtype="pdf", filename=pdf_filename
     )
+    for attachment in attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
+                               filename=attachment.filename)
     return message
+
+
+def _check_attachments(
+    invoice_number: str, pdf_filename: str, attachments: Sequence[MailAttachment]
+) -> None:
+    seen = {pdf_filename.lower()}
+    for attachment in attachments:
+        name = attachment.filename
+        if not name.strip() or _UNSAFE_FILENAME.search(name) or name.lower() in seen:
+            raise ValueError(
+                f"attachment name {name!r} of invoice {invoice_number} must be a plain file "
+                "name that no other attachment of the email has"
+            )
+        if not _MIME_TYPE.fullmatch(attachment.mime_type):
+            raise ValueError(f"attachment {name!r} of invoice {invoice_number} has MIME type "
+                             f"{attachment.mime_type!r}; give one such as application/pdf")
+        seen.add(name.lower())
 
 
 def message_id_for(idempotency_key: str, domain: str) -> str:

@@ -82,6 +82,10 @@ STATUSES = (QUEUED, CLAIMED, SENT, FAILED_RETRY, DEAD_LETTER, CANCELLED)
 LEASE_LOST = "lease_lost"
 HELD = "held"
 
+# Functional acknowledgement statuses (X12 AK5-01 / AK9-01) that accept a document:
+# accepted, accepted with errors noted.
+ACCEPTED_ACK_STATUSES = frozenset({"A", "E"})
+
 KEY_VERSION = "q2c-outbox-v1"
 DEFAULT_LEASE_SECONDS = 300.0
 _ENQUEUE_CHUNK = 200
@@ -886,6 +890,55 @@ class Outbox:
                                row["status"])
                 return True
             self._reopen_after_bounce(conn, claim, send, text, run_id)
+        return True
+
+    def record_acknowledgement(
+        self, attempt_key: str, status: str, detail: str, run_id: str, *,
+        reference: str | None = None, location: str | None = None,
+    ) -> bool:
+        """Record a functional acknowledgement (an X12 997) of a sent EDI attempt.
+
+        Status A or E (accepted, accepted with errors) is an `acknowledged` event, any other
+        status `ack_rejected`. The row does not change: a rejection that should fail over is
+        then recorded as a bounce (`record_bounce`). The event belongs to the document and
+        names the channel but carries no attempt key, so it never reads as the attempt's
+        latest delivery state. With a `reference` (say the 997 file's hash and the control
+        numbers), an acknowledgement already recorded under it is not recorded again, so
+        reading the same 997 twice changes nothing.
+
+        Returns:
+            True when recorded now; False when it was recorded before.
+
+        Raises:
+            LookupError: No outbox send has this attempt key.
+        """
+        code = status.strip().upper()
+        event = audit.ACKNOWLEDGED if code in ACCEPTED_ACK_STATUSES else audit.ACK_REJECTED
+        with connect(self.store_path) as conn, transaction(conn):
+            send = conn.execute(
+                "select payloads.channel, outbox.* from outbox_payloads as payloads "
+                "join outbox on outbox.document_key = payloads.document_key "
+                "where payloads.attempt_key = ?", (attempt_key,),
+            ).fetchone()
+            if send is None:
+                raise LookupError(f"no outbox send has attempt key {attempt_key}: the "
+                                  "acknowledged document was not delivered through this outbox")
+            if reference is not None and conn.execute(
+                "select 1 from delivery_events where document_key = ? and event = ? "
+                "and reference = ?", (send["document_key"], event, reference),
+            ).fetchone():
+                logger.info("%s for invoice %s (%s) already recorded", event,
+                            send["invoice_number"], reference)
+                return False
+            audit.append_event(
+                conn, document_key=send["document_key"], invoice_id=send["invoice_id"],
+                invoice_number=send["invoice_number"], event=event, run_id=run_id,
+                occurred_at=self._stamp(), detail=detail.strip() or f"status {code}",
+                channel=send["channel"], location=location, reference=reference,
+            )
+        log = logger.info if event == audit.ACKNOWLEDGED else logger.warning
+        log("invoice %s: %s via %s (status %s)", send["invoice_number"], event,
+            send["channel"], code)
         return True
 
     def _reopen_after_bounce(

@@ -9,6 +9,11 @@ The account's own data then removes the channels it cannot use: email when the b
 contact opted out of email or has no valid address, the portal when there is no valid
 address for its notice, EDI when there is no Peppol participant id. Every decision names
 the rule that matched and why each channel was left out, for the delivery audit trail.
+
+A rule may also say what happens when an EDI partner rejects a delivered document in its
+functional acknowledgement (an X12 997): `on_edi_rejection: failover` (the default) sends
+it again on the next channel of the plan, `alert` leaves it sent and raises it for a
+person, for partners who want corrections agreed with them first.
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ UNSET = "unset"
 # (edi, email, portal); `unset` when neither system records one.
 PREFERENCES = (EDI, EMAIL, PORTAL, "print", "none", UNSET)
 _MATCH_FIELDS = ("segment", "country", "preference")
-_RULE_FIELDS = ("name", "description", "match", "channels")
+_RULE_FIELDS = ("name", "description", "match", "channels", "on_edi_rejection")
+# What a rejecting functional acknowledgement of an EDI send leads to.
+FAILOVER = "failover"
+ALERT = "alert"
+EDI_REJECTION_ACTIONS = (FAILOVER, ALERT)
 
 
 class PolicyError(ValueError):
@@ -55,6 +64,8 @@ class AccountDelivery:
         email: The billing email address.
         email_consent: False when the billing contact opted out of email.
         peppol_id: The buyer's Peppol participant id, `<scheme>:<id>`.
+        einvoice_format: peppol_ubl, facturx or x12_810 (None: peppol_ubl).
+        x12_partner: The trading-partner profile of an x12_810 customer.
     """
 
     account_key: str
@@ -64,6 +75,8 @@ class AccountDelivery:
     email: str | None
     email_consent: bool
     peppol_id: str | None
+    einvoice_format: str | None = None
+    x12_partner: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AccountDelivery:
@@ -77,6 +90,8 @@ class AccountDelivery:
             email=row.get("billing_email"),
             email_consent=True if consent is None else bool(consent),
             peppol_id=row.get("peppol_participant_id"),
+            einvoice_format=row.get("einvoice_format"),
+            x12_partner=row.get("x12_partner"),
         )
 
 
@@ -118,6 +133,7 @@ class PolicyRule:
     countries: frozenset[str] | None = None
     preferences: frozenset[str] | None = None
     description: str = ""
+    on_edi_rejection: str = FAILOVER
 
     def matches(self, segment: str, country: str, preference: str) -> bool:
         return all(allowed is None or value in allowed for allowed, value in (
@@ -135,6 +151,12 @@ class ChannelPolicy:
 
     rules: tuple[PolicyRule, ...]
     source: str
+
+    def edi_rejection_action(self, rule_name: str | None) -> str:
+        """`failover` or `alert` for documents routed by rule `rule_name`; `failover` when
+        no rule of this policy has that name (the policy changed since they were queued)."""
+        rule = next((rule for rule in self.rules if rule.name == rule_name), None)
+        return rule.on_edi_rejection if rule is not None else FAILOVER
 
 
 def load_policy(path: Path | str | None = None) -> ChannelPolicy:
@@ -216,7 +238,10 @@ def _unusable_channels(account: AccountDelivery) -> dict[str, str]:
         reasons[PORTAL] = "the portal notice needs a valid billing email"
     if EMAIL not in reasons and not account.email_consent:
         reasons[EMAIL] = "the billing contact opted out of email"
-    if not (account.peppol_id or "").strip():
+    if (account.einvoice_format or "").strip().lower() == "x12_810":
+        if not (account.x12_partner or "").strip():
+            reasons[EDI] = "x12_810 customer without a trading-partner profile (x12_partner)"
+    elif not (account.peppol_id or "").strip():
         reasons[EDI] = "no Peppol participant id on the account"
     elif participant_id(account.peppol_id) is None:
         reasons[EDI] = (f"Peppol participant id {account.peppol_id!r} is not "
@@ -250,6 +275,10 @@ def _rule(item: object, number: int, source: str) -> PolicyRule:
     if bad:
         raise PolicyError(f"{where} matches unknown preference(s) {', '.join(bad)}; "
                           f"use {', '.join(PREFERENCES)}")
+    on_rejection = item.get("on_edi_rejection", FAILOVER)
+    if on_rejection not in EDI_REJECTION_ACTIONS:
+        raise PolicyError(f"{where}: on_edi_rejection is {on_rejection!r}; use "
+                          f"{' or '.join(EDI_REJECTION_ACTIONS)}")
     return PolicyRule(
         name=name.strip(),
         channels=channels,
@@ -257,6 +286,7 @@ def _rule(item: object, number: int, source: str) -> PolicyRule:
         countries=_values(match, "country", where, str.upper),
         preferences=preferences,
         description=str(item.get("description") or ""),
+        on_edi_rejection=on_rejection,
     )
 
 

@@ -54,8 +54,8 @@ SALESFORCE = (
         _cols(f"""id name account_number parent_id type industry website phone owner_id
         billing_street billing_city billing_postal_code billing_state billing_country
         billing_country_code currency_iso_code vat_number_c preferred_language_c segment_c
-        invoice_delivery_channel_c einvoice_format_c peppol_participant_id_c created_date
-        last_modified_date is_deleted {SYNC}"""),
+        invoice_delivery_channel_c einvoice_format_c peppol_participant_id_c x12_partner_c
+        created_date last_modified_date is_deleted {SYNC}"""),
         "is_deleted",
     ),
     RawTable(

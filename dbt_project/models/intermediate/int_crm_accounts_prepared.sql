@@ -84,6 +84,7 @@ final as (
         accounts.invoice_delivery_channel,
         accounts.einvoice_format,
         accounts.peppol_participant_id,
+        accounts.x12_partner,
         {{ q2c_normalize_name('accounts.account_name') }} as name_normalized,
         {{ q2c_normalize_tax_id('accounts.vat_number') }} as tax_id_normalized,
         coalesce(

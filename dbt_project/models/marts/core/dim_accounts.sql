@@ -65,6 +65,7 @@ joined as (
         crm_accounts.invoice_delivery_channel,
         crm_accounts.einvoice_format,
         crm_accounts.peppol_participant_id,
+        crm_accounts.x12_partner,
         coalesce(crm_accounts.email_consent, true) as email_consent,
         erp_customers.payment_term_days
 
@@ -142,6 +143,7 @@ final as (
         invoice_delivery_channel,
         einvoice_format,
         peppol_participant_id,
+        x12_partner,
         email_consent,
         payment_term_days,
         case

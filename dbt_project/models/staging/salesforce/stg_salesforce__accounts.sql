@@ -30,6 +30,7 @@ renamed as (
         nullif(lower(trim(invoice_delivery_channel_c)), '') as invoice_delivery_channel,
         nullif(lower(trim(einvoice_format_c)), '') as einvoice_format,
         nullif(trim(peppol_participant_id_c), '') as peppol_participant_id,
+        nullif(lower(trim(x12_partner_c)), '') as x12_partner,
 
         ---------- billing address
         billing_street,
