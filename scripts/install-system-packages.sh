@@ -3,10 +3,11 @@
 #   libharfbuzz-subset0  font subsetting, which makes WeasyPrint about four times faster
 #   libpango-1.0-0 libpangoft2-1.0-0  WeasyPrint's text layout
 #   fonts-dejavu-core fonts-noto-cjk  the invoice fonts (Latin, Japanese)
-#   poppler-utils        pdftotext and pdftoppm, to read PDFs back in checks
+#   fonts-noto-core      Noto Sans Arabic and Noto Sans Hebrew, for Arabic and Hebrew invoices
+#   poppler-utils        pdftotext, pdffonts and pdftoppm, to read PDFs back in checks
 set -euo pipefail
 packages=(libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-          fonts-noto-cjk poppler-utils)
+          fonts-noto-cjk fonts-noto-core poppler-utils)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

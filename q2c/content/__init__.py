@@ -1,1 +1,1 @@
-"""Governed content: the registry of templates, themes and texts in `content/`."""
+"""Governed content in `content/`: the registry, the lock, and the selection per document."""

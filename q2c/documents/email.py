@@ -1,22 +1,29 @@
-"""The subject and bodies of the invoice email, from governed templates.
+"""The subject and bodies of the invoice and payment reminder emails, from governed templates.
 
-The bodies are the approved `invoice_email_html` and `invoice_email_text` templates, in the
-invoice's language (labels from `invoice_labels`) and with the default theme's colors. The
-templates take a flat context of plain values (see `email_context()`), so a caller that has
-no `InvoiceDocument` can fill them through the registry directly.
+The bodies are the approved `invoice_email_html` and `invoice_email_text` templates (or the
+`payment_reminder_email_*` ones), chosen for the `email` channel like any document's
+content (`q2c.content.selection`): in the invoice's language, with the selected theme's
+colors, the message blocks targeted at email readers and the invoice's legal texts. The
+templates take a flat context of plain values (see `email_context()`) plus `labels`,
+`colors`, `blocks`, `legal_texts` and `direction`, so a caller that has no
+`InvoiceDocument` can fill them through the registry directly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from q2c.content.registry import ContentRegistry
+from q2c.content.selection import content_in_force
 from q2c.documents.model import InvoiceDocument
-from q2c.documents.render import TEXTS_ID, THEME_ID
+from q2c.documents.render import legal_texts, message_blocks, selection_labels
 
 HTML_TEMPLATE_ID = "invoice_email_html"
 TEXT_TEMPLATE_ID = "invoice_email_text"
+REMINDER_HTML_TEMPLATE_ID = "payment_reminder_email_html"
+REMINDER_TEXT_TEMPLATE_ID = "payment_reminder_email_text"
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,8 @@ class RenderedEmail:
     html: str
     text: str
     versions: dict[str, dict[str, str]]
+    # The selection record of the HTML body: every version used and why.
+    content_selection: dict = field(default_factory=dict)
 
 
 def email_context(doc: InvoiceDocument, portal_url: str | None = None) -> dict:
@@ -58,25 +67,82 @@ def render_invoice_email(
     on: dt.date | None = None,
 ) -> RenderedEmail:
     """Render the subject line, HTML body and text body of one invoice's email."""
-    html_entry = content.get(HTML_TEMPLATE_ID, on=on)
-    text_entry = content.get(TEXT_TEMPLATE_ID, on=on)
-    theme = content.get(THEME_ID, on=on)
-    labels, texts = content.labels(doc.language, texts_id=TEXTS_ID, on=on)
-    colors = content.read_yaml(theme, "theme.yaml").get("colors") or {}
-    context = {**email_context(doc, portal_url), "labels": labels, "colors": colors}
+    return _render_email(
+        doc, content, (HTML_TEMPLATE_ID, TEXT_TEMPLATE_ID), "email_subject", {}, portal_url, on
+    )
 
-    subject = _fill(labels["email_subject"], number=doc.invoice_number, seller=doc.seller.name)
+
+def render_payment_reminder_email(
+    doc: InvoiceDocument,
+    content: ContentRegistry,
+    *,
+    as_of: dt.date,
+    pay_by: dt.date,
+    portal_url: str | None = None,
+    on: dt.date | None = None,
+) -> RenderedEmail:
+    """Render the email reminding a customer of one overdue invoice.
+
+    Args:
+        doc: The overdue invoice, with the ERP's open balance.
+        content: The content registry.
+        as_of: The date of the reminder (days overdue are counted up to it).
+        pay_by: The new date to pay by.
+        portal_url: Where the customer can see and pay the invoice, if anywhere.
+        on: The date the content must be in effect on (`as_of` by default).
+    """
+    extra = {"days_overdue": max(0, (as_of - doc.due_date).days), "pay_by": pay_by}
+    return _render_email(
+        doc,
+        content,
+        (REMINDER_HTML_TEMPLATE_ID, REMINDER_TEXT_TEMPLATE_ID),
+        "reminder_email_subject",
+        extra,
+        portal_url,
+        on or as_of,
+    )
+
+
+def _render_email(
+    doc: InvoiceDocument,
+    content: ContentRegistry,
+    template_ids: tuple[str, str],
+    subject_key: str,
+    extra: Mapping[str, object],
+    portal_url: str | None,
+    on: dt.date | None,
+) -> RenderedEmail:
+    in_force = content_in_force(content, on=on, channel="email")
+    html_selection = in_force.select(doc, document=template_ids[0])
+    text_selection = in_force.select(doc, document=template_ids[1])
+    for entry in (*html_selection.entries(), text_selection.template):
+        content.verify(entry)
+    labels = selection_labels(content, html_selection)
+    theme = html_selection.theme
+    colors = content.read_yaml(theme, "theme.yaml").get("colors") or {}
+    context = {
+        **email_context(doc, portal_url),
+        **extra,
+        "labels": labels,
+        "colors": colors,
+        "blocks": message_blocks(content, html_selection, doc, labels),
+        "legal_texts": legal_texts(content, html_selection),
+        "direction": html_selection.direction,
+    }
+
+    subject = _fill(labels[subject_key], number=doc.invoice_number, seller=doc.seller.name)
     return RenderedEmail(
         subject=" ".join(subject.split()),
-        html=content.template(html_entry).render(context),
-        text=content.template(text_entry).render(context),
+        html=content.template(html_selection.template).render(context),
+        text=content.template(text_selection.template).render(context),
         versions={
             role: {"id": entry.id, "version": str(entry.version)}
             for role, entry in (
-                ("html", html_entry),
-                ("text", text_entry),
+                ("html", html_selection.template),
+                ("text", text_selection.template),
                 ("theme", theme),
-                ("texts", texts),
+                ("texts", html_selection.texts),
             )
         },
+        content_selection=html_selection.record(),
     )

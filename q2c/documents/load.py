@@ -36,7 +36,7 @@ select
     a.account_key as account_found, a.account_name, a.billing_contact_name,
     a.billing_street, a.billing_city, a.billing_postal_code, a.billing_region,
     a.billing_country_code, a.country_code, a.vat_id, a.language, a.locale,
-    a.billing_email as account_email, a.payment_term_days
+    a.billing_email as account_email, a.payment_term_days, a.segment
 from core.fct_invoices as i
 left join core.dim_accounts as a on a.account_key = i.account_key
 {where}
@@ -225,6 +225,7 @@ def _document(
         payment_reference=str(row["invoice_number"]),
         memo=(row["customer_memo"] or None),
         account_key=row["account_key"],
+        segment=row["segment"],
     )
 
 

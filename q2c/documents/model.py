@@ -88,6 +88,9 @@ class InvoiceDocument:
     payment_reference: str = ""
     memo: str | None = None
     account_key: str | None = None
+    # The account's CRM segment and brand: content targeting picks blocks by them.
+    segment: str | None = None
+    brand: str | None = None
 
     @property
     def item_lines(self) -> tuple[InvoiceLine, ...]:

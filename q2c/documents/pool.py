@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
 import re
+import resource
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from q2c.content.registry import ContentRegistry, load_registry
+from q2c.content.registry import ContentError, ContentRegistry, load_registry
+from q2c.content.selection import ContentSet
 from q2c.documents.model import InvoiceDocument, canonical_json
 from q2c.documents.render import (
     PdfRenderer,
@@ -59,6 +62,8 @@ class RenderedDocument:
     language: str
     path: str
     bytes: int
+    # The selection record (`Selection.to_json()`): every version used and why.
+    content_selection: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,23 @@ class BatchRenderError(RuntimeError):
 
 
 def input_hash(doc: InvoiceDocument, used: UsedContent) -> str:
-    """sha256 of the canonical JSON of the document and the content versions it uses."""
-    payload = {"document": doc.canonical(), "content": used.versions()}
+    """sha256 of the canonical JSON of the document and the content selected for it.
+
+    `used` is the batch's `ContentSet` (the document's selection is made from it) or the
+    document's own `Selection`. Every choice counts (template, theme, labels, blocks and
+    legal texts, with the language file used), so a new version of any of them, or a
+    block that starts or ends, renders the document again.
+    """
+    if isinstance(used, ContentSet):
+        selection = used.select(doc)
+    else:
+        selection = used
+        if selection.invoice_id not in (None, doc.invoice_id):
+            raise ValueError(
+                f"input_hash: the selection of invoice {selection.invoice_id} was passed for "
+                f"invoice {doc.invoice_id}; pass the batch's ContentSet"
+            )
+    payload = {"document": doc.canonical(), "content": selection.hash_payload()}
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
@@ -110,14 +130,21 @@ def plan_batch(
             date for `render_batch()`.
 
     Returns:
-        `(to_render, already_rendered)`. An invoice listed twice is rendered once.
+        `(to_render, already_rendered)`. An invoice listed twice is rendered once. An
+        invoice whose content cannot be selected (no legal text for its case, say) is put
+        to render, where it fails with that reason and is reported with the others.
     """
     used = resolve_content(content or load_registry(), on=on)
     known = set(manifest_input_hashes)
     to_render: list[InvoiceDocument] = []
     already_rendered: list[InvoiceDocument] = []
     for doc in docs:
-        digest = input_hash(doc, used)
+        try:
+            digest = input_hash(doc, used)
+        except ContentError as exc:
+            log.warning("invoice %s: no content selection: %s", doc.invoice_id, exc)
+            to_render.append(doc)
+            continue
         if digest in known:
             already_rendered.append(doc)
         else:
@@ -154,14 +181,15 @@ def record_manifest(
     stamp = (rendered_at or dt.datetime.now(dt.UTC)).replace(tzinfo=None)
     if not rendered:
         return 0
+    ensure_manifest_columns(conn)
     before = _manifest_count(conn)
     conn.executemany(
         f"""
         insert into {OPS_SCHEMA}.document_manifest (
             document_id, invoice_id, invoice_number, input_hash, content_hash, template_id,
             template_version, theme_id, theme_version, language, path, bytes, rendered_at,
-            run_id
-        ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            run_id, content_selection
+        ) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         on conflict (document_id) do nothing
         """,
         [
@@ -180,6 +208,7 @@ def record_manifest(
                 doc.bytes,
                 stamp,
                 run_id,
+                doc.content_selection,
             ]
             for doc in rendered
         ],
@@ -189,6 +218,17 @@ def record_manifest(
         "recorded %d documents in %s.document_manifest for run %s", inserted, OPS_SCHEMA, run_id
     )
     return inserted
+
+
+def ensure_manifest_columns(conn: duckdb.DuckDBPyConnection) -> None:
+    """Add the columns newer versions record to a manifest table made by an older one.
+
+    `content_selection` (JSON): the versions each document used and why.
+    """
+    conn.execute(
+        f"alter table {OPS_SCHEMA}.document_manifest "
+        "add column if not exists content_selection json"
+    )
 
 
 def _manifest_count(conn: duckdb.DuckDBPyConnection) -> int:
@@ -231,6 +271,7 @@ def render_to_store(
         language=doc.language,
         path=str(path),
         bytes=len(pdf),
+        content_selection=used.to_json(),
     )
 
 
@@ -278,18 +319,59 @@ def _init_worker(content_dir: str | None) -> None:
 
 def _render_in_worker(
     task: tuple[InvoiceDocument, UsedContent, str],
-) -> RenderedDocument | RenderFailure:
+) -> tuple[RenderedDocument | RenderFailure, int, int]:
+    """Render one invoice into the store; return its description, never the PDF bytes.
+
+    The worker's pid and peak resident memory (bytes) ride along, so the pool can report
+    the memory each worker needed without a separate round trip.
+    """
     doc, used, out_dir = task
     if "startup_error" in _worker:
-        return RenderFailure(doc.invoice_id, doc.invoice_number, _worker["startup_error"])
-    try:
-        return render_to_store(doc, _worker["content"], _worker["renderer"], used, Path(out_dir))
-    except Exception as exc:  # one bad invoice must not stop the batch; it is reported
-        return RenderFailure(doc.invoice_id, doc.invoice_number, f"{type(exc).__name__}: {exc}")
+        outcome: RenderedDocument | RenderFailure = RenderFailure(
+            doc.invoice_id, doc.invoice_number, _worker["startup_error"]
+        )
+    else:
+        try:
+            outcome = render_to_store(
+                doc, _worker["content"], _worker["renderer"], used, Path(out_dir)
+            )
+        except Exception as exc:  # one bad invoice must not stop the batch; it is reported
+            outcome = RenderFailure(
+                doc.invoice_id, doc.invoice_number, f"{type(exc).__name__}: {exc}"
+            )
+    # ru_maxrss is in KiB on Linux.
+    return outcome, os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def default_workers() -> int:
-    return os.cpu_count() or 1
+    """The cores this process may run on: its CPU affinity, capped by a cgroup CPU quota.
+
+    `os.cpu_count()` counts the machine's cores, which overcommits a process pinned to a
+    few cores (taskset, a Kubernetes CPU manager) or limited by a container's quota.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> float | None:
+    """CPUs allowed by the cgroup v2 quota (`cpu.max` holds `<quota> <period>` or `max`)."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+# Invoices per message to a worker: enough to make the pickling and pipe round trips small
+# next to a render (tens of milliseconds at least), few enough that the last messages of a
+# batch end together on every worker.
+_MAX_CHUNK = 8
 
 
 class RenderPool:
@@ -300,6 +382,11 @@ class RenderPool:
     caller, which may be a Dagster run. As with any non-fork start method, a script that
     creates a pool must guard its entry point with `if __name__ == "__main__":`.
 
+    Work goes to the workers in chunks of a few invoices, longest invoices first, so the
+    pipes carry few messages and no worker is left with a long invoice while the others
+    idle at the end of a batch. Each worker writes its PDFs to the store itself and sends
+    back only their description, and its peak memory, kept in `worker_peak_bytes`.
+
     Example:
         with RenderPool(workers=4) as pool:
             result = pool.render(docs, out_dir)
@@ -308,6 +395,7 @@ class RenderPool:
     def __init__(self, workers: int | None = None, content_dir: Path | None = None):
         self.workers = max(1, workers or default_workers())
         self.content_dir = Path(content_dir) if content_dir else None
+        self.worker_peak_bytes: dict[int, int] = {}
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("forkserver"),
@@ -326,21 +414,34 @@ class RenderPool:
         if used is None:
             used = resolve_content(load_registry(self.content_dir), on=on)
         tasks = [(doc, used, str(out_dir)) for doc in docs]
-        chunksize = max(1, len(tasks) // (self.workers * 4))
+        # Page count follows line count; the longest invoices go first, the shortest last.
+        order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][0].lines))
+        chunksize = max(1, min(_MAX_CHUNK, len(tasks) // (self.workers * 16)))
+        outcomes: list[RenderedDocument | RenderFailure | None] = [None] * len(tasks)
+        done = self._executor.map(_render_in_worker, [tasks[i] for i in order], chunksize=chunksize)
+        for i, (outcome, pid, peak) in zip(order, done, strict=True):
+            outcomes[i] = outcome
+            self.worker_peak_bytes[pid] = max(peak, self.worker_peak_bytes.get(pid, 0))
         result = BatchResult()
-        for outcome in self._executor.map(_render_in_worker, tasks, chunksize=chunksize):
+        for outcome in outcomes:
             if isinstance(outcome, RenderFailure):
                 log.error("invoice %s failed to render: %s", outcome.invoice_id, outcome.error)
                 result.failed.append(outcome)
             else:
                 result.rendered.append(outcome)
         log.info(
-            "rendered %d invoice documents with %d workers, %d failed",
+            "rendered %d invoice documents with %d workers, %d failed; peak worker memory "
+            "%.0f MiB",
             len(result.rendered),
             self.workers,
             len(result.failed),
+            self.peak_worker_mib(),
         )
         return result
+
+    def peak_worker_mib(self) -> float:
+        """The largest peak resident memory of any worker so far, in MiB (0 before work)."""
+        return max(self.worker_peak_bytes.values(), default=0) / 2**20
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -364,7 +465,7 @@ def render_batch(
     Args:
         docs: The invoices to render (usually `plan_batch()`'s `to_render`).
         out_dir: The document store folder.
-        workers: Worker processes; `os.cpu_count()` by default.
+        workers: Worker processes; `default_workers()` (the usable cores) by default.
         content_dir: The content store (the repository's `content/` by default).
         on: The date the content must be in effect on (today by default).
 

@@ -3,7 +3,8 @@
 `render_html()` fills the approved invoice template with one `InvoiceDocument` and says
 which content versions it used; `render_pdf()` lays the HTML out with WeasyPrint. The PDF
 renderer fetches nothing but files inside the content store (the theme's stylesheet, logo
-and fonts): an `http://` URL or a path outside `content/` stops the rendering with an
+and fonts), the document's own attachments (`q2c-attachment:` URLs) and `data:` URLs: an
+`http://` URL, a redirect or a path outside `content/` stops the rendering with a logged
 error instead of leaking a request or a local file into a customer's document.
 
 The PDF is deterministic: its creation and modification dates are the invoice's issue date
@@ -12,17 +13,21 @@ and its file identifier is derived from the HTML, so the same inputs give the sa
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import logging
 import mimetypes
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.request import DataHandler, Request
 
-from weasyprint import CSS, HTML
+from markupsafe import Markup, escape
+from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
@@ -32,6 +37,7 @@ from q2c.content.registry import (
     ContentError,
     ContentRegistry,
 )
+from q2c.content.selection import ContentSet, Selection, content_in_force, select_content
 from q2c.documents.model import InvoiceDocument
 
 log = logging.getLogger(__name__)
@@ -49,46 +55,66 @@ class ContentFetchRefusedError(ContentError):
     """The PDF renderer was asked for a resource outside the content store."""
 
 
+class InvalidAttachmentError(ValueError):
+    """An attachment handed to the PDF renderer has no usable name, bytes or type."""
+
+
 class DocumentRenderError(RuntimeError):
     """WeasyPrint could not turn an invoice's HTML into a PDF."""
 
 
-@dataclass(frozen=True)
-class UsedContent:
-    """The exact content versions one rendering used; recorded on every document."""
+# What a rendering is given: one document's `Selection`, or a batch's `ContentSet` from
+# which each document's selection is made (`q2c.content.selection`).
+UsedContent = Selection | ContentSet
 
-    template: ContentEntry
-    theme: ContentEntry
-    texts: ContentEntry
-
-    @property
-    def is_draft(self) -> bool:
-        return any(entry.status == "draft" for entry in (self.template, self.theme, self.texts))
-
-    def versions(self) -> dict[str, dict[str, str]]:
-        """Role to id and version, as plain strings (for hashes and the manifest)."""
-        return {
-            role: {"id": entry.id, "version": str(entry.version)}
-            for role, entry in (
-                ("template", self.template),
-                ("theme", self.theme),
-                ("texts", self.texts),
-            )
-        }
+# Printed on every page of a preview whose template does not print its own watermark.
+_WATERMARK_STYLE = (
+    "position: fixed; top: 118mm; left: 0; width: 100%; text-align: center; "
+    "font-size: 38pt; font-weight: bold; white-space: nowrap; "
+    "color: rgba(200, 30, 30, 0.16); transform: rotate(-30deg);"
+)
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 
 
 def resolve_content(
     content: ContentRegistry, on: dt.date | None = None, preview: bool = False
-) -> UsedContent:
-    """Pick the invoice template, theme and labels in force on `on` (today by default).
+) -> ContentSet:
+    """The content in force on `on` (today by default), for a batch to select from.
 
-    With `preview`, the newest drafts win where they exist; such a rendering carries a
-    watermark and is never sent.
+    Each document's template, theme, labels, blocks and legal texts are chosen from it by
+    `ContentSet.select()` (or `render_html()`, which does that). With `preview`, drafts
+    win where they exist; such a rendering carries a watermark and is never sent.
     """
-    get = content.get_preview if preview else content.get
-    return UsedContent(
-        template=get(TEMPLATE_ID, on=on), theme=get(THEME_ID, on=on), texts=get(TEXTS_ID, on=on)
-    )
+    return content_in_force(content, on=on, preview=preview)
+
+
+def selection_for(
+    doc: InvoiceDocument,
+    content: ContentRegistry,
+    used: UsedContent | None = None,
+    on: dt.date | None = None,
+    preview: bool = False,
+) -> Selection:
+    """The selection of one document: `used` itself, made from `used`, or from `content`.
+
+    Raises:
+        ValueError: When `used` is a selection made for another invoice.
+    """
+    if used is None:
+        return select_content(content, doc, on=on, preview=preview)
+    if isinstance(used, ContentSet):
+        selection = used.select(doc)
+    else:
+        selection = used
+        if selection.invoice_id not in (None, doc.invoice_id):
+            raise ValueError(
+                f"the content selection passed for invoice {doc.invoice_id} was made for "
+                f"invoice {selection.invoice_id}; pass the batch's ContentSet "
+                "(resolve_content()) so each invoice gets its own"
+            )
+    for entry in selection.entries():
+        content.verify(entry)
+    return selection
 
 
 def render_html(
@@ -97,34 +123,111 @@ def render_html(
     used: UsedContent | None = None,
     on: dt.date | None = None,
     preview: bool = False,
-) -> tuple[str, UsedContent]:
-    """Fill the invoice template with one document.
+    *,
+    extra: Mapping[str, object] | None = None,
+) -> tuple[str, Selection]:
+    """Fill the selected template with one document.
+
+    The template gets `doc`, `labels`, `locale`, `theme`, `preview`, `blocks` (each
+    `{id, version, placement, html, text}`, `html` ready to print), `legal_texts` (each
+    `{id, version, case, language, text}`) and `direction` (`rtl` or `ltr`), plus `extra`
+    (for example the invoice a credit note corrects), which cannot override those.
 
     Args:
         doc: The invoice to print.
         content: The content registry; its approved versions are used.
-        used: Versions resolved beforehand (a batch resolves once, so every invoice of the
-            batch and its input hash agree); resolved from `content` when omitted.
+        used: A batch's `ContentSet` (so every invoice of the batch and its input hash
+            agree on what was in force) or this document's `Selection`; selected from
+            `content` when omitted.
         on: Date the content must be in effect on, when `used` is omitted.
-        preview: Use draft content where it exists and watermark the page.
+        preview: Use draft content where it exists and watermark every page.
+        extra: More variables for the template.
 
     Returns:
-        The HTML and the content versions it used.
+        The HTML and the selection it used (versions and why).
     """
-    if used is None:
-        used = resolve_content(content, on=on, preview=preview)
-    else:
-        for entry in (used.template, used.theme, used.texts):
-            content.verify(entry)
-    labels, _ = content.labels(doc.language, entry=used.texts)
-    html = content.template(used.template).render(
-        doc=doc,
-        labels=labels,
-        locale=doc.locale,
-        theme=_theme_context(content, used.theme),
-        preview=preview or used.is_draft,
-    )
-    return html, used
+    selection = selection_for(doc, content, used, on=on, preview=preview)
+    watermark = preview or selection.is_preview
+    for fallback in selection.fallbacks:
+        log.warning("invoice %s: content fallback %s", doc.invoice_id, fallback)
+    labels = selection_labels(content, selection)
+    context = {
+        **(extra or {}),
+        "doc": doc,
+        "labels": labels,
+        "locale": doc.locale,
+        "theme": _theme_context(content, selection.theme),
+        "preview": watermark,
+        "blocks": message_blocks(content, selection, doc, labels),
+        "legal_texts": legal_texts(content, selection),
+        "direction": selection.direction,
+    }
+    html = content.template(selection.template).render(context)
+    if watermark:
+        html = ensure_watermark(html, labels.get("draft_watermark") or "DRAFT")
+    return html, selection
+
+
+def selection_labels(content: ContentRegistry, selection: Selection) -> dict[str, str]:
+    """The label texts of a selection, merged in the template's order, each completed
+    along the language chain (`de-AT -> de -> en`)."""
+    labels: dict[str, str] = {}
+    for choice in selection.of_role("labels"):
+        found, _ = content.labels(selection.audience.language, entry=choice.entry)
+        labels.update(found)
+    return labels
+
+
+def message_blocks(
+    content: ContentRegistry, selection: Selection, doc: InvoiceDocument, labels: Mapping
+) -> list[dict]:
+    """The selected message blocks, rendered in the sandbox for this document."""
+    blocks = []
+    for choice in selection.blocks:
+        html = content.template(choice.entry, choice.file).render(
+            doc=doc, labels=labels, locale=doc.locale, direction=selection.direction
+        )
+        markup = Markup(html.strip())  # sandboxed and autoescaped already
+        blocks.append(
+            {
+                "id": choice.entry.id,
+                "version": choice.entry.version,
+                "placement": choice.entry.placement,
+                "language": choice.language,
+                "html": markup,
+                "text": markup.striptags(),
+            }
+        )
+    return blocks
+
+
+def legal_texts(content: ContentRegistry, selection: Selection) -> list[dict]:
+    """The selected legal texts, one per legal case of the document, in print order."""
+    return [
+        {
+            "id": choice.entry.id,
+            "version": choice.entry.version,
+            "case": choice.entry.case,
+            "language": choice.language,
+            "text": content.read_text(choice.entry, choice.file).strip(),
+        }
+        for choice in selection.legal
+    ]
+
+
+def ensure_watermark(html: str, text: str) -> str:
+    """Put a DRAFT watermark on every page, unless the template printed its own.
+
+    A preview is never valid, whatever its template does: a draft template that forgets
+    the watermark still gets one (fixed position repeats it on every page).
+    """
+    if 'class="watermark"' in html:
+        return html
+    mark = f'<div class="watermark" style="{_WATERMARK_STYLE}">{escape(text)}</div>'
+    match = _BODY_TAG.search(html)
+    if match is None:
+        return mark + html
+    return html[: match.end()] + mark + html[match.end() :]
 
 
 def _theme_context(content: ContentRegistry, theme: ContentEntry) -> dict:
@@ -144,16 +247,103 @@ def _theme_context(content: ContentRegistry, theme: ContentEntry) -> dict:
     }
 
 
-class ContentUrlFetcher(URLFetcher):
-    """A WeasyPrint URL fetcher that serves files inside the content store, nothing else.
+ATTACHMENT_SCHEME = "q2c-attachment"
 
-    Every other URL (http, https, data, ftp, a file outside the store, a symlink leading
-    out of it) raises `ContentFetchRefusedError`, and the rendering stops.
+# Title and creation date the invoice template writes, to name a document in logs and to
+# date its embedded files.
+_TITLE = re.compile(r"<title>(?P<title>[^<]*)</title>")
+_CREATED = re.compile(r'<meta name="dcterms.created" content="(?P<date>\d{4}-\d{2}-\d{2})')
+# A file without a dated document is dated here, so its bytes still never depend on the clock.
+_UNDATED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+
+@dataclass(frozen=True)
+class DocumentAttachment:
+    """A file that travels inside one PDF (a contract, a proof of delivery)."""
+
+    name: str
+    data: bytes
+    mime_type: str
+    description: str = ""
+
+    @property
+    def url(self) -> str:
+        """How the document's HTML links it: `q2c-attachment:<name>`."""
+        return f"{ATTACHMENT_SCHEME}:{quote(self.name)}"
+
+
+def document_attachments(
+    attachments: Sequence[tuple[str, bytes, str, str | None]], document: str = "document"
+) -> dict[str, DocumentAttachment]:
+    """Check `(file name, bytes, mime type, description)` tuples; file name to attachment.
+
+    Raises:
+        InvalidAttachmentError: Naming the document, the attachment and what is wrong.
+    """
+    files: dict[str, DocumentAttachment] = {}
+    for number, item in enumerate(attachments, start=1):
+        where = f"{document}: attachment {number}"
+        try:
+            name, data, mime_type, description = item
+        except (TypeError, ValueError) as exc:
+            raise InvalidAttachmentError(
+                f"{where} must be (file name, bytes, mime type, description)"
+            ) from exc
+        name = str(name or "")
+        if name in ("", ".", "..") or not name.isprintable() or set(name) & {"/", "\\"}:
+            raise InvalidAttachmentError(
+                f"{where}: file name `{name}` must be a plain file name without a folder"
+            )
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidAttachmentError(f"{where} (`{name}`): the content must be bytes")
+        if not _MIME_TYPE.match(str(mime_type or "").lower()):
+            raise InvalidAttachmentError(
+                f"{where} (`{name}`): mime type `{mime_type}` is not like application/pdf"
+            )
+        if name in files:
+            raise InvalidAttachmentError(f"{where}: file name `{name}` is attached twice")
+        files[name] = DocumentAttachment(
+            name, bytes(data), str(mime_type).lower(), str(description or "")
+        )
+    return files
+
+
+class ContentUrlFetcher(URLFetcher):
+    """A WeasyPrint URL fetcher that serves the content store and the document's own files.
+
+    It serves files inside the content store, the attachments of the document being
+    rendered (`q2c-attachment:<file name>`) and `data:` URLs. Every other URL (http,
+    https, ftp, a file outside the store, a symlink leading out of it, an unknown
+    attachment) is logged and raises `ContentFetchRefusedError`, and the rendering stops:
+    no connection is ever opened, so no redirect can be followed either.
     """
 
-    def __init__(self, root: Path):
+    def __init__(
+        self,
+        root: Path,
+        attachments: Mapping[str, DocumentAttachment] | None = None,
+        document: str | None = None,
+    ):
         super().__init__(fail_on_errors=True)
         self.root = Path(root).resolve()
+        self.attachments = dict(attachments or {})
+        self.document = document
+        # Every refusal, also those WeasyPrint catches itself (an SVG drawing its images).
+        self.refused: list[ContentFetchRefusedError] = []
+
+    def for_document(
+        self, attachments: Mapping[str, DocumentAttachment], document: str
+    ) -> ContentUrlFetcher:
+        """A fetcher for one document: its attachments, its name in logs, its refusals.
+
+        A shallow copy, so a rendering does not pay for setting up another fetcher.
+        """
+        fetcher = copy.copy(self)
+        fetcher.attachments = dict(attachments)
+        fetcher.document = document
+        fetcher.refused = []
+        return fetcher
 
     def resolve(self, url: str) -> Path:
         """The file inside the content store that `url` names, or a refusal."""
@@ -171,18 +361,47 @@ class ContentUrlFetcher(URLFetcher):
         return path
 
     def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "data":
+            return self._data(url)
+        if scheme == ATTACHMENT_SCHEME:
+            return self._attachment(url)
         path = self.resolve(url)
         mime_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(
             path.as_uri(), body=path.read_bytes(), headers={"Content-Type": mime_type}
         )
 
-    def _refuse(self, url: str, why: str) -> ContentFetchRefusedError:
-        return ContentFetchRefusedError(
-            f"refused to fetch `{url}`: {why}. Invoice documents may only use files inside "
-            f"the content store {self.root} (theme stylesheet, fonts, logo); put the file "
-            "there, register it in a content version and link it by a relative path"
+    def _data(self, url: str) -> URLFetcherResponse:
+        """A `data:` URL carries its bytes itself; decoding it reaches nothing outside."""
+        try:
+            response = DataHandler().data_open(Request(url))
+        except ValueError as exc:
+            raise self._refuse(url, f"the data URL is malformed ({exc})") from exc
+        return URLFetcherResponse(
+            url, body=response.read(), headers={"Content-Type": response.headers["Content-Type"]}
         )
+
+    def _attachment(self, url: str) -> URLFetcherResponse:
+        name = unquote(url.split(":", 1)[1])
+        attachment = self.attachments.get(name)
+        if attachment is None:
+            raise self._refuse(url, f"the document has no attachment named `{name}`")
+        return URLFetcherResponse(
+            url, body=attachment.data, headers={"Content-Type": attachment.mime_type}
+        )
+
+    def _refuse(self, url: str, why: str) -> ContentFetchRefusedError:
+        shown = url if len(url) <= 200 else url[:200] + "…"
+        log.warning("%s: refused to fetch `%s`: %s", self.document or "document", shown, why)
+        error = ContentFetchRefusedError(
+            f"refused to fetch `{shown}`: {why}. Invoice documents may only use files inside "
+            f"the content store {self.root} (theme stylesheet, fonts, logo), their own "
+            "attachments and data: URLs; put the file in the content store, register it in "
+            "a content version and link it by a relative path"
+        )
+        self.refused.append(error)
+        return error
 
 
 class PdfRenderer:
@@ -202,32 +421,68 @@ class PdfRenderer:
         self.image_cache: dict = {}
         self._stylesheets: dict[tuple[Path, str], CSS] = {}
 
-    def render(self, html: str, pdf_variant: str | None = None) -> bytes:
+    def render(
+        self,
+        html: str,
+        pdf_variant: str | None = None,
+        attachments: Sequence[tuple[str, bytes, str, str | None]] = (),
+    ) -> bytes:
         """Lay out the HTML and return the PDF bytes.
 
-        `pdf_variant` is WeasyPrint's, e.g. `pdf/a-3b` for a Factur-X invoice.
+        Args:
+            html: The document; it may link content store files by relative path, its
+                attachments as `q2c-attachment:<file name>` and `data:` URLs.
+            pdf_variant: WeasyPrint's, e.g. `pdf/a-3b` for a Factur-X invoice.
+            attachments: `(file name, bytes, mime type, description)` of each file to embed
+                in the PDF (relationship Supplement), dated with the document.
 
         Raises:
-            ContentFetchRefusedError: When the HTML or its stylesheet links a resource
-                outside the content store.
+            ContentFetchRefusedError: When the HTML or its stylesheet links any other
+                resource (logged with the document's title).
+            InvalidAttachmentError: When an attachment has no usable name, bytes or type.
             DocumentRenderError: When WeasyPrint fails for another reason.
         """
-        identifier = hashlib.md5(html.encode("utf-8"), usedforsecurity=False).hexdigest()
+        title = _TITLE.search(html)
+        name = f"document {unescape(title['title'])}" if title else "document"
+        files = document_attachments(attachments, name)
+        fetcher = self.fetcher.for_document(files, name)
+        digest = hashlib.md5(html.encode("utf-8"), usedforsecurity=False)
+        for attachment in files.values():
+            digest.update(attachment.name.encode("utf-8") + attachment.data)
         stylesheets: list[CSS] = []
 
         def take_stylesheet(match: re.Match) -> str:
-            stylesheets.append(self.stylesheet(unescape(match["href"])))
+            stylesheets.append(self.stylesheet(unescape(match["href"]), fetcher))
             return ""
 
         html = _STYLESHEET_LINK.sub(take_stylesheet, html)
+        created = _CREATED.search(html)
+        when = (
+            dt.datetime.fromisoformat(created["date"]).replace(tzinfo=dt.UTC)
+            if created
+            else _UNDATED
+        )
         try:
-            document = HTML(string=html, base_url=self.base_url, url_fetcher=self.fetcher)
-            return document.write_pdf(
+            document = HTML(string=html, base_url=self.base_url, url_fetcher=fetcher)
+            pdf = document.write_pdf(
                 stylesheets=stylesheets,
                 font_config=self.font_config,
-                cache=self.image_cache,
-                pdf_identifier=identifier.encode("ascii"),
+                # A document's attachments must not reach another document's images.
+                cache=dict(self.image_cache) if files else self.image_cache,
+                pdf_identifier=digest.hexdigest().encode("ascii"),
                 pdf_variant=pdf_variant,
+                attachments=[
+                    Attachment(
+                        url=attachment.url,
+                        url_fetcher=fetcher,
+                        name=attachment.name,
+                        description=attachment.description,
+                        created=when,
+                        modified=when,
+                        relationship="Supplement",
+                    )
+                    for attachment in files.values()
+                ],
             )
         except FatalURLFetchingError as exc:
             cause = exc.__cause__
@@ -236,10 +491,16 @@ class PdfRenderer:
             raise DocumentRenderError(f"a resource of the document failed: {cause}") from cause
         except (OSError, ValueError) as exc:
             raise DocumentRenderError(f"WeasyPrint could not render the document: {exc}") from exc
+        if fetcher.refused:
+            raise type(fetcher.refused[0])(str(fetcher.refused[0]))
+        return pdf
 
-    def stylesheet(self, href: str) -> CSS:
-        """The parsed stylesheet at `href` (relative to the content root), parsed once."""
-        path = self.fetcher.resolve(urljoin(self.base_url, href))
+    def stylesheet(self, href: str, fetcher: ContentUrlFetcher | None = None) -> CSS:
+        """The parsed stylesheet at `href` (relative to the content root), parsed once.
+
+        `fetcher` is the document's, so a refusal is logged with the document's name.
+        """
+        path = (fetcher or self.fetcher).resolve(urljoin(self.base_url, href))
         data = path.read_bytes()
         key = (path, hashlib.sha256(data).hexdigest())
         if key not in self._stylesheets:
@@ -263,11 +524,16 @@ def pdf_renderer(content_root: Path | None = None) -> PdfRenderer:
     return _renderers[root]
 
 
-def render_pdf(html: str, content_root: Path | None = None) -> bytes:
+def render_pdf(
+    html: str,
+    content_root: Path | None = None,
+    attachments: Sequence[tuple[str, bytes, str, str | None]] = (),
+) -> bytes:
     """Render invoice HTML to PDF bytes, fetching only from the content store.
 
     Title and language of the PDF come from the HTML's `<title>` and `lang`; its creation
     and modification dates from the `dcterms.created` and `dcterms.modified` meta elements,
-    which the invoice template sets to the issue date.
+    which the invoice template sets to the issue date. `attachments` are embedded as for
+    `PdfRenderer.render()`.
     """
-    return pdf_renderer(content_root).render(html)
+    return pdf_renderer(content_root).render(html, attachments=attachments)
