@@ -1,4 +1,4 @@
-"""The content registry: versions, approvals, integrity, the sandbox and the label texts."""
+"""The content registry: versions, approvals, targeting fields, the lock, the sandbox, texts."""
 
 from __future__ import annotations
 
@@ -11,16 +11,20 @@ from pathlib import Path
 import pytest
 import yaml
 from babel.numbers import format_currency
+from content_support import SHIPPED_LANGUAGES
+from content_support import invoice as make_invoice
 from jinja2 import TemplateNotFound
 from jinja2.exceptions import SecurityError
 
 from q2c.content.formatting import money
+from q2c.content.lock import ContentApprovalError, approve, check_lock
 from q2c.content.registry import (
     ContentIntegrityError,
     ContentNotFoundError,
     ContentRegistryError,
     load_registry,
 )
+from q2c.content.selection import select_content
 from q2c.money import Money
 
 CONTENT_DIR = Path(__file__).resolve().parents[1] / "content"
@@ -44,14 +48,15 @@ def _write_registry(root: Path, data: dict) -> None:
 
 
 def _add_version(root: Path, content_id: str, status: str, effective_from: str, marker: str) -> int:
-    """Copy the newest version of an entry to the next version with a changed main file.
+    """Copy the newest approved version to the next free version with a changed main file.
 
     Returns:
         The new version number.
     """
     data = _registry_data(root)
-    base = max((e for e in data["entries"] if e["id"] == content_id), key=lambda e: e["version"])
-    version = base["version"] + 1
+    versions = [e for e in data["entries"] if e["id"] == content_id]
+    base = max((e for e in versions if e["status"] == "approved"), key=lambda e: e["version"])
+    version = max(e["version"] for e in versions) + 1
     new_path = base["path"].replace(f"/v{base['version']}", f"/v{version}")
     shutil.copytree(root / base["path"], root / new_path)
     main = root / new_path / base["main"]
@@ -77,15 +82,28 @@ def _add_version(root: Path, content_id: str, status: str, effective_from: str, 
 def test_registry_has_an_approved_version_of_every_content_item():
     registry = load_registry(CONTENT_DIR)
 
-    for content_id, kind, version in [
-        ("invoice", "template", 2),
-        ("default", "theme", 2),
-        ("invoice_labels", "texts", 2),
-        ("invoice_email_html", "template", 1),
-        ("invoice_email_text", "template", 1),
+    for content_id, kind in [
+        ("invoice", "template"),
+        ("credit_note", "template"),
+        ("payment_reminder", "template"),
+        ("invoice_email_html", "template"),
+        ("invoice_email_text", "template"),
+        ("payment_reminder_email_html", "template"),
+        ("payment_reminder_email_text", "template"),
+        ("default", "theme"),
+        ("invoice_labels", "texts"),
+        ("credit_note_labels", "texts"),
+        ("reminder_labels", "texts"),
+        ("account_manager", "blocks"),
+        ("reverse_charge_eu", "legal"),
+        ("tax_exemption_non_eu", "legal"),
+        ("late_payment_default", "legal"),
+        ("late_payment_de", "legal"),
+        ("late_payment_fr", "legal"),
+        ("late_payment_nl", "legal"),
     ]:
-        entry = registry.get(content_id)
-        assert (entry.version, entry.status, entry.kind) == (version, "approved", kind)
+        entry = registry.get(content_id, on=dt.date(2026, 6, 1))
+        assert (entry.status, entry.kind) == ("approved", kind), content_id
         assert entry.approved_by and entry.approved_at
         for name, recorded in entry.sha256.items():
             actual = hashlib.sha256(entry.file_path(name).read_bytes()).hexdigest()
@@ -96,18 +114,19 @@ def test_replaced_versions_are_retired_with_their_files_unchanged():
     registry = load_registry(CONTENT_DIR)
 
     for content_id in ("invoice", "default", "invoice_labels"):
-        statuses = [(e.version, e.status) for e in registry.versions(content_id)]
-        assert statuses == [(1, "retired"), (2, "approved")], content_id
-        # v2 replaces v1 on every date v1 covered, so pinned past runs still resolve.
-        v1, v2 = registry.versions(content_id)
-        assert v2.effective_from == v1.effective_from == dt.date(2018, 1, 1)
-        assert registry.get(content_id, on=dt.date(2018, 1, 1)).version == 2
+        v1 = registry.version(content_id, 1)
+        assert v1.status == "retired", content_id
+        # A later version replaces v1 on every date v1 covered, so pinned past runs still
+        # resolve.
+        replacement = registry.get(content_id, on=v1.effective_from)
+        assert replacement.version > 1
+        assert replacement.effective_from == v1.effective_from == dt.date(2018, 1, 1)
     registry.verify_all()
 
 
 def test_theme_has_stylesheet_colors_logo_and_fonts():
     registry = load_registry(CONTENT_DIR)
-    theme = registry.get("default")
+    theme = registry.version("default", 2)
     settings = registry.read_yaml(theme, "theme.yaml")
 
     assert set(theme.sha256) == {"theme.css", "theme.yaml", "logo.svg"}
@@ -117,17 +136,18 @@ def test_theme_has_stylesheet_colors_logo_and_fonts():
 
 
 def test_get_picks_the_newest_approved_version_in_effect(content_copy: Path):
-    current = load_registry(content_copy).get("invoice").version
+    before = load_registry(content_copy)
+    current = before.get("invoice").version
+    newest = before.versions("invoice")[-1].version
     future = _add_version(content_copy, "invoice", "approved", "2030-01-01", "future")
     draft = _add_version(content_copy, "invoice", "draft", "2018-01-01", "draft")
     registry = load_registry(content_copy)
 
-    assert (current, future, draft) == (2, 3, 4)
+    assert (future, draft) == (newest + 1, newest + 2)
     assert registry.get("invoice", on=dt.date(2029, 12, 31)).version == current
     assert registry.get("invoice", on=dt.date(2030, 1, 1)).version == future
     assert registry.get("invoice", status="draft").version == draft
     assert registry.get_preview("invoice").version == draft
-    assert registry.get_preview("default").version == 2
 
 
 def test_a_retired_version_is_never_picked(content_copy: Path):
@@ -149,13 +169,18 @@ def test_no_version_in_effect_is_a_clear_error():
 
 def test_a_changed_approved_file_asks_for_a_new_version(content_copy: Path):
     registry = load_registry(content_copy)
-    stylesheet = content_copy / "themes/default/v2/theme.css"
-    stylesheet.write_text(stylesheet.read_text().replace("A4", "letter"))
+    approved = registry.get("default")
+    stylesheet = approved.file_path("theme.css")
+    stylesheet.write_text(stylesheet.read_text() + "\n/* edited */\n")
 
+    next_version = registry.versions("default")[-1].version + 1
+
+    assert approved.status == "approved"
     with pytest.raises(
-        ContentIntegrityError, match=r"theme\.css.*approved content default@v2.*\(v3\)"
+        ContentIntegrityError,
+        match=rf"theme\.css.*approved content {approved.ref}.*\(v{next_version}\) of `default`",
     ):
-        registry.get("default")
+        registry.verify(approved)
     with pytest.raises(ContentIntegrityError):
         load_registry(content_copy).verify_all()
 
@@ -195,7 +220,7 @@ def test_a_registry_entry_without_a_required_field_names_entry_and_field(content
     _write_registry(content_copy, data)
 
     with pytest.raises(
-        ContentRegistryError, match=rf"entry {index + 1} \(`default`\).*effective_from"
+        ContentRegistryError, match=rf"entry {index + 1} \(`default` v\d\).*effective_from"
     ):
         load_registry(content_copy)
 
@@ -264,7 +289,7 @@ def test_labels_fall_back_to_english_for_an_unknown_language():
 
     assert german["invoice_title"] == "Rechnung"
     assert portuguese["invoice_title"] == "Invoice"
-    assert entry.ref == "invoice_labels@v2"
+    assert entry.ref == registry.get("invoice_labels").ref
 
 
 @pytest.mark.parametrize(
@@ -286,3 +311,238 @@ def test_money_uses_the_currency_minor_units(amount, currency, locale, digits):
         assert str(value.quantize(Decimal(1).scaleb(-digits))).split(".")[1] in formatted
     else:
         assert "." not in formatted.replace(",", "")
+
+
+def test_texts_blocks_and_legal_texts_have_every_shipped_language():
+    registry = load_registry(CONTENT_DIR)
+    ids = ["credit_note_labels", "reminder_labels"] + [
+        e.id for e in registry.entries if e.kind in ("blocks", "legal")
+    ]
+
+    for content_id in ids:
+        entry = registry.versions(content_id)[-1]
+        assert set(entry.language_files()) == set(SHIPPED_LANGUAGES), content_id
+        if entry.kind == "texts":
+            english = set(registry.read_yaml(entry, "en.yaml"))
+            for name in entry.language_files().values():
+                assert set(registry.read_yaml(entry, name)) == english, (content_id, name)
+
+
+# --- registry fields --------------------------------------------------------------------
+
+
+def _with_entry(root: Path, **changes) -> None:
+    data = _registry_data(root)
+    block = next(e for e in data["entries"] if e["id"] == "account_manager")
+    block.update(changes)
+    _write_registry(root, data)
+
+
+def test_targeting_effective_to_and_slots_are_read(content_copy: Path):
+    _with_entry(content_copy, targeting={"segment": ["Enterprise", "mid_market"],
+                                         "country": "de", "language": "de_at",
+                                         "channel": ["PDF"]},
+                effective_to="2027-06-30", slot="team_notice")
+    entry = load_registry(content_copy).version("account_manager", 1)
+
+    assert entry.targeting.describe() == (
+        "segment=enterprise|mid_market; country=DE; language=de-AT; channel=pdf"
+    )
+    assert (entry.slot, entry.placement, entry.effective_to) == (
+        "team_notice", "bottom", dt.date(2027, 6, 30)
+    )
+    assert entry.is_effective(dt.date(2027, 6, 30)) and not entry.is_effective(
+        dt.date(2027, 7, 1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"targeting": {"region": "EMEA"}}, r"unknown field\(s\) region"),
+        ({"targeting": {"country": "Germany"}}, r"targeting.country: Germany.*ISO 3166"),
+        ({"targeting": {"channel": "fax"}}, r"targeting.channel: fax.*pdf, email"),
+        ({"targeting": {"segment": []}}, r"targeting.segment` is empty"),
+        ({"placement": "sidebar"}, r"needs `placement`, one of top, bottom"),
+        ({"effective_to": "2017-12-31"}, r"`effective_to` \(2017-12-31\) is before"),
+        ({"approved_by": None}, r"approved entry needs `approved_by` and `approved_at`"),
+        ({"sha256": None}, r"field `sha256` is missing"),
+    ],
+)
+def test_a_bad_registry_field_is_named_with_its_entry(content_copy: Path, changes, message):
+    _with_entry(content_copy, **changes)
+
+    with pytest.raises(ContentRegistryError, match=rf"\(`account_manager` v1\): .*{message}"):
+        load_registry(content_copy)
+
+
+def test_a_legal_text_needs_a_case_and_an_english_file(content_copy: Path):
+    data = _registry_data(content_copy)
+    legal = next(e for e in data["entries"] if e["id"] == "late_payment_de")
+    del legal["case"]
+    _write_registry(content_copy, data)
+    with pytest.raises(ContentRegistryError, match="late_payment_de.*field `case`"):
+        load_registry(content_copy)
+
+    legal["case"] = "late_payment"
+    del legal["sha256"]["en.txt"]
+    legal["main"] = "de.txt"
+    _write_registry(content_copy, data)
+    with pytest.raises(ContentRegistryError, match="late_payment_de.*English file"):
+        load_registry(content_copy)
+
+
+def test_a_draft_without_hashes_consists_of_its_folder(content_copy: Path):
+    shutil.copytree(content_copy / "blocks/account_manager/v1",
+                    content_copy / "blocks/account_manager/v2")
+    data = _registry_data(content_copy)
+    data["entries"].append({
+        "id": "account_manager", "version": 2, "kind": "blocks", "status": "draft",
+        "effective_from": "2018-01-01", "path": "blocks/account_manager/v2",
+        "placement": "bottom", "targeting": {"segment": "enterprise"},
+    })
+    _write_registry(content_copy, data)
+
+    draft = load_registry(content_copy).version("account_manager", 2)
+
+    assert draft.files == tuple(f"{language}.html" for language in sorted(SHIPPED_LANGUAGES))
+    assert draft.sha256 == {}
+
+
+# --- the lock ---------------------------------------------------------------------------
+
+
+def test_the_shipped_content_folder_keeps_its_lock():
+    assert [str(problem) for problem in check_lock(load_registry(CONTENT_DIR))] == []
+
+
+def test_an_edited_approved_template_is_refused(content_copy: Path):
+    template = content_copy / "templates/credit_note/v1/credit_note.html"
+    data = bytearray(template.read_bytes())
+    data[-2] = ord("X") if data[-2] != ord("X") else ord("Y")  # one byte
+    template.write_bytes(bytes(data))
+    registry = load_registry(content_copy)
+
+    problems = check_lock(registry)
+
+    assert [problem.path for problem in problems] == ["templates/credit_note/v1/credit_note.html"]
+    assert "approved content credit_note@v1 changed after approval" in problems[0].message
+    assert "put the change in a new version (v2) of `credit_note`" in problems[0].message
+    doc = make_invoice()
+    with pytest.raises(ContentIntegrityError, match="credit_note@v1"):
+        select_content(registry, doc, document="credit_note", on=dt.date(2026, 6, 1))
+
+
+def test_a_file_added_to_an_approved_version_breaks_the_lock(content_copy: Path):
+    (content_copy / "legal/late_payment_de/v1/pt.txt").write_text("Juros de mora.\n")
+
+    problems = check_lock(load_registry(content_copy))
+
+    assert [p.path for p in problems] == ["legal/late_payment_de/v1/pt.txt"]
+    assert "added to approved content late_payment_de@v1 after approval" in problems[0].message
+
+
+def test_approved_content_may_not_use_a_draft(content_copy: Path):
+    shutil.copytree(content_copy / "blocks/account_manager/v1",
+                    content_copy / "blocks/account_manager/v2")
+    data = _registry_data(content_copy)
+    data["entries"].append({
+        "id": "account_manager", "version": 2, "kind": "blocks", "status": "draft",
+        "effective_from": "2018-01-01", "path": "blocks/account_manager/v2",
+        "placement": "bottom",
+    })
+    # An approved template that includes the draft's file: add it as a new approved version.
+    source = content_copy / "templates/credit_note/v1/credit_note.html"
+    new_folder = content_copy / "templates/credit_note/v2"
+    new_folder.mkdir()
+    (new_folder / "credit_note.html").write_text(
+        source.read_text() + '{% include "blocks/account_manager/v2/en.html" %}\n'
+    )
+    credit_v1 = next(e for e in data["entries"] if e["id"] == "credit_note")
+    data["entries"].append({
+        **credit_v1, "version": 2, "path": "templates/credit_note/v2",
+        "sha256": {"credit_note.html": hashlib.sha256(
+            (new_folder / "credit_note.html").read_bytes()).hexdigest()},
+    })
+    _write_registry(content_copy, data)
+
+    problems = check_lock(load_registry(content_copy))
+
+    assert [p.path for p in problems] == ["templates/credit_note/v2/credit_note.html"]
+    assert "refers to draft account_manager@v2" in problems[0].message
+
+
+# --- approving --------------------------------------------------------------------------
+
+
+def _add_draft(root: Path) -> None:
+    """credit_note v2 as a draft (no hashes yet), with a changed footer line."""
+    shutil.copytree(root / "templates/credit_note/v1", root / "templates/credit_note/v2")
+    template = root / "templates/credit_note/v2/credit_note.html"
+    template.write_text(template.read_text().replace("</body>", "<p>v2</p>\n</body>"))
+    with (root / "registry.yaml").open("a") as registry:
+        registry.write(
+            "  # Draft of the next credit note layout.\n"
+            "  - id: credit_note\n"
+            "    version: 2\n"
+            "    kind: template\n"
+            "    status: draft\n"
+            '    description: "Credit note, v2 footer."\n'
+            "    effective_from: 2027-01-01\n"
+            "    texts: [invoice_labels, credit_note_labels]\n"
+            "    path: templates/credit_note/v2\n"
+            "    main: credit_note.html\n"
+        )
+
+
+def test_approve_records_hashes_approver_and_time_and_keeps_the_file(content_copy: Path):
+    _add_draft(content_copy)
+    before = (content_copy / "registry.yaml").read_text()
+    at = dt.datetime(2026, 12, 6, 14, 30, tzinfo=dt.UTC)
+
+    entry = approve(content_copy, "credit_note", 2, "Ana Müller (legal)", at=at)
+
+    after = (content_copy / "registry.yaml").read_text()
+    digest = hashlib.sha256(
+        (content_copy / "templates/credit_note/v2/credit_note.html").read_bytes()
+    ).hexdigest()
+    assert (entry.status, entry.approved_by, entry.approved_at) == (
+        "approved", "Ana Müller (legal)", at
+    )
+    assert dict(entry.sha256) == {"credit_note.html": digest}
+    assert after.startswith(before.split("  # Draft of the next")[0])  # the rest unchanged
+    assert "  # Draft of the next credit note layout.\n" in after
+    assert after.endswith(
+        "    status: approved\n"
+        '    approved_by: "Ana Müller (legal)"\n'
+        "    approved_at: 2026-12-06T14:30:00+00:00\n"
+        '    description: "Credit note, v2 footer."\n'
+        "    effective_from: 2027-01-01\n"
+        "    texts: [invoice_labels, credit_note_labels]\n"
+        "    path: templates/credit_note/v2\n"
+        "    main: credit_note.html\n"
+        "    sha256:\n"
+        f"      credit_note.html: {digest}\n"
+    )
+    assert check_lock(load_registry(content_copy)) == []
+
+
+def test_approve_refuses_anything_but_a_draft(content_copy: Path):
+    before = (content_copy / "registry.yaml").read_text()
+
+    with pytest.raises(ContentApprovalError, match=r"late_payment_de@v1 is approved, not a "
+                       r"draft.*new version \(v2\)"):
+        approve(content_copy, "late_payment_de", 1, "someone")
+    assert (content_copy / "registry.yaml").read_text() == before
+
+
+def test_a_change_after_approval_is_caught(content_copy: Path):
+    _add_draft(content_copy)
+    approve(content_copy, "credit_note", 2, "Ana")
+    template = content_copy / "templates/credit_note/v2/credit_note.html"
+    template.write_text(template.read_text().replace("<p>v2</p>", "<p>v2!</p>"))
+
+    problems = check_lock(load_registry(content_copy))
+
+    assert [p.path for p in problems] == ["templates/credit_note/v2/credit_note.html"]
+    assert "(v3) of `credit_note`" in problems[0].message

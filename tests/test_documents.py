@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import hashlib
@@ -149,9 +150,9 @@ def test_german_invoice_pdf_shows_number_total_lines_and_due_date(content):
     assert format_date(dt.date(2026, 4, 1), format="medium", locale="de_DE") in text
     assert "DE89 3704 0044 0532 0130 00" in text
     assert used.versions() == {
-        "template": {"id": "invoice", "version": "2"},
-        "theme": {"id": "default", "version": "2"},
-        "texts": {"id": "invoice_labels", "version": "2"},
+        "template": {"id": "invoice", "version": "3"},
+        "theme": {"id": "default", "version": "3"},
+        "texts": {"id": "invoice_labels", "version": "3"},
     }
 
 
@@ -248,16 +249,19 @@ def test_long_invoice_breaks_over_pages_with_page_numbers(content):
 def test_preview_of_a_draft_is_watermarked_and_production_ignores_the_draft(tmp_path):
     root = tmp_path / "content"
     shutil.copytree(CONTENT_DIR, root)
-    shutil.copytree(root / "templates/invoice/v2", root / "templates/invoice/v3")
     registry_file = root / "registry.yaml"
     data = yaml.safe_load(registry_file.read_text())
-    v2 = next(e for e in data["entries"] if e["id"] == "invoice" and e["version"] == 2)
+    invoices = [e for e in data["entries"] if e["id"] == "invoice"]
+    approved = max((e for e in invoices if e["status"] == "approved"), key=lambda e: e["version"])
+    # The next free version, copied from the approved one as a content owner would.
+    draft = max(e["version"] for e in invoices) + 1
+    shutil.copytree(root / approved["path"], root / f"templates/invoice/v{draft}")
     data["entries"].append(
         {
-            **v2,
-            "version": 3,
+            **approved,
+            "version": draft,
             "status": "draft",
-            "path": "templates/invoice/v3",
+            "path": f"templates/invoice/v{draft}",
             "approved_by": None,
             "approved_at": None,
         }
@@ -269,9 +273,10 @@ def test_preview_of_a_draft_is_watermarked_and_production_ignores_the_draft(tmp_
     preview, preview_used = render_html(doc, registry, preview=True)
     production, production_used = render_html(doc, registry)
 
-    assert preview_used.template.ref == "invoice@v3" and preview_used.is_draft
+    assert preview_used.template.ref == f"invoice@v{draft}" and preview_used.is_draft
     assert "DRAFT – not valid" in preview
-    assert production_used.template.ref == "invoice@v2"
+    assert production_used.template.ref == f"invoice@v{approved['version']}"
+    assert not production_used.is_draft and not production_used.is_preview
     assert "DRAFT" not in production
 
 
@@ -426,8 +431,9 @@ def test_without_a_memo_the_thank_you_line_appears_once(content):
         "/etc/passwd",
         "file:///etc/passwd",
         "../pyproject.toml",
-        "data:text/plain,hello",
         "file://otherhost/work/main/content/registry.yaml",
+        # A data: URL without the comma before its data is malformed.
+        "data:text/plain",
     ],
 )
 def test_fetcher_refuses_anything_outside_the_content_store(url):
@@ -435,6 +441,39 @@ def test_fetcher_refuses_anything_outside_the_content_store(url):
 
     with pytest.raises(ContentFetchRefusedError, match="refused to fetch"):
         fetcher.fetch(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type", "body"),
+    [
+        ("data:text/plain,hello", "text/plain", b"hello"),
+        # base64 of "hello"
+        ("data:text/plain;base64,aGVsbG8=", "text/plain", b"hello"),
+        ("data:image/svg+xml,%3Csvg%2F%3E", "image/svg+xml", b"<svg/>"),
+    ],
+)
+def test_fetcher_serves_data_urls_from_their_own_bytes(url, content_type, body):
+    fetcher = ContentUrlFetcher(CONTENT_DIR)
+
+    response = fetcher.fetch(url)
+
+    assert response.content_type == content_type
+    assert response.read() == body
+    assert fetcher.refused == []
+
+
+def test_a_data_url_image_renders_but_its_own_links_are_still_refused():
+    def page(svg: str) -> str:
+        src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+        return f'<html><head><title>x</title></head><body><p>x</p><img src="{src}"></body></html>'
+
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">{}</svg>'
+    square = svg.format('<rect width="9" height="9"/>')
+    reaching = svg.format('<image href="http://127.0.0.1/x.png" width="9" height="9"/>')
+
+    assert render_pdf(page(square)).startswith(b"%PDF-")
+    with pytest.raises(ContentFetchRefusedError, match="refused to fetch `http://127.0.0.1"):
+        render_pdf(page(reaching))
 
 
 def test_fetcher_serves_theme_files():
@@ -651,8 +690,8 @@ def test_pool_renders_a_batch_and_plan_skips_what_the_manifest_has(tmp_path, con
         assert Path(result.path) == (
             out_dir / f"{doc.issue_date:%Y}" / f"{doc.issue_date:%m}" / expected_name
         )
-        assert (result.template_id, result.template_version) == ("invoice", "2")
-        assert (result.theme_id, result.theme_version, result.language) == ("default", "2", "de")
+        assert (result.template_id, result.template_version) == ("invoice", "3")
+        assert (result.theme_id, result.theme_version, result.language) == ("default", "3", "de")
         # Worker processes give the same bytes as rendering here.
         assert data == render_pdf(render_html(doc, content)[0])
 
@@ -690,12 +729,34 @@ def test_plan_renders_a_duplicate_once(content):
 def test_input_hash_changes_with_the_content_version(content):
     doc = make_invoice()
     used = resolve_content(content)
+    sel = used.select(doc)
+    t = sel.choices[0]
     newer = dataclasses.replace(
-        used, template=dataclasses.replace(used.template, version=used.template.version + 1)
+        sel,
+        choices=(
+            dataclasses.replace(t, entry=dataclasses.replace(t.entry, version=t.entry.version + 1)),
+            *sel.choices[1:],
+        ),
     )
 
+    # Only the template's version differs: same id, files, sha256 and language.
+    assert t.role == "template" and t.entry.id == "invoice"
+    assert newer.template.ref == f"invoice@v{t.entry.version + 1}"
+    assert input_hash(doc, sel) == input_hash(doc, used)
     assert input_hash(doc, used) != input_hash(doc, newer)
     assert input_hash(doc, used) == input_hash(make_invoice(), used)
+    # So does a new version of the theme, the labels or a legal text. Message blocks are
+    # left out of the hash on purpose (Selection.hash_payload).
+    for i, choice in enumerate(sel.choices):
+        if choice.role == "block":
+            continue
+        bumped = dataclasses.replace(
+            choice, entry=dataclasses.replace(choice.entry, version=choice.entry.version + 1)
+        )
+        changed = dataclasses.replace(
+            sel, choices=(*sel.choices[:i], bumped, *sel.choices[i + 1 :])
+        )
+        assert input_hash(doc, changed) != input_hash(doc, sel), choice.label
 
 
 @pytest.mark.parametrize(

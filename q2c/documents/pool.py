@@ -96,9 +96,10 @@ def input_hash(doc: InvoiceDocument, used: UsedContent) -> str:
     """sha256 of the canonical JSON of the document and the content selected for it.
 
     `used` is the batch's `ContentSet` (the document's selection is made from it) or the
-    document's own `Selection`. Every choice counts (template, theme, labels, blocks and
-    legal texts, with the language file used), so a new version of any of them, or a
-    block that starts or ends, renders the document again.
+    document's own `Selection`. Template, theme, labels and legal texts count, with the
+    language file used, so a new version of any of them renders the document again.
+    Message blocks do not: a campaign that starts or ends after an invoice was rendered
+    must not change a document that may already have been sent.
     """
     if isinstance(used, ContentSet):
         selection = used.select(doc)
