@@ -172,8 +172,8 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         dg.AssetCheckSpec("no_dead_letters", asset=OUTBOX_KEY,
                           description="No invoice exhausted every channel of its plan."),
         dg.AssetCheckSpec("edi_rejections_handled", asset=OUTBOX_KEY,
-                          description="No trading partner rejected an 810 that the policy "
-                                      "says to alert on instead of failing over."),
+                          description="Every 997 was read and matched, and no partner "
+                                      "rejected an 810 that the policy says to alert on."),
         dg.AssetCheckSpec("audit_chain_intact", asset=DELIVERY_EVENTS_KEY,
                           description="Every delivery event still hashes to the next."),
     ],
@@ -278,7 +278,8 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         )},
     )
     yield dg.AssetCheckResult(
-        check_name="edi_rejections_handled", asset_key=OUTBOX_KEY, passed=not acks.alerts,
+        check_name="edi_rejections_handled", asset_key=OUTBOX_KEY,
+        passed=not acks.needs_attention,
         metadata={
             "alerts": dg.MetadataValue.json({
                 alert.invoice_number: f"{alert.partner} status {alert.status}: "

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from q2c.delivery.acks import AckReport, read_acknowledgements
+from q2c.delivery.acks import AckProblem, AckReport, read_acknowledgements
+from q2c.delivery.errors import ChannelUnavailableError
 from q2c.delivery.outbox import Outbox, document_key
 from q2c.delivery.policy import load_policy
 from q2c.documents.model import InvoiceDocument
@@ -136,9 +137,18 @@ def read_partner_acknowledgements(settings: Settings, outbox: Outbox, run_id: st
     except X12Problem as exc:
         log.error("997 acknowledgements not read: %s", exc)
         return AckReport(run_id=run_id)
-    return read_acknowledgements(
-        settings.edi_inbound_source, outbox, ControlNumbers(settings.ops_store), partners,
-        load_policy(settings.delivery_policy_file), run_id,
-        key_path=settings.sftp_key_file, known_hosts_path=settings.sftp_known_hosts,
-        region=settings.ses_region, endpoint_url=settings.s3_endpoint_url,
-    )
+    if settings.edi_inbound is None:  # the default folder is q2c's own: make it
+        Path(settings.edi_inbound_source).mkdir(parents=True, exist_ok=True)
+    try:
+        return read_acknowledgements(
+            settings.edi_inbound_source, outbox, ControlNumbers(settings.ops_store), partners,
+            load_policy(settings.delivery_policy_file), run_id,
+            key_path=settings.sftp_key_file, known_hosts_path=settings.sftp_known_hosts,
+            region=settings.ses_region, endpoint_url=settings.s3_endpoint_url,
+        )
+    except ChannelUnavailableError as exc:
+        # Delivery goes on; the unread acknowledgements wait for the next run.
+        log.error("997 acknowledgements not read this run: %s", exc)
+        report = AckReport(run_id=run_id)
+        report.problems.append(AckProblem(source=settings.edi_inbound_source, reason=str(exc)))
+        return report

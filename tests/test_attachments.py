@@ -256,6 +256,10 @@ def test_the_shipped_rules_are_all_optional_and_use_the_documented_layout():
     ({"path": "accounts/{account_id!r}/x.pdf"}, "placeholder {account_id}"),
     ({"email": False, "embed": False}, "set `email` or `embed`"),
     ({"max_size": "lots"}, "`max_size` 'lots'"),
+    ({"max_size": 1.5}, "rule `r1`: `max_size` 1.5 must be a size such as"),
+    ({"max_size": "0.3 B"}, "rule `r1`: `max_size` '0.3 B' must be"),
+    ({"id": 5}, "rules.yaml, rule 1: `id` 5 must be text"),
+    ({"id": True}, "rules.yaml, rule 1: `id` True must be text"),
     ({"required": "yes"}, "`required` must be true or false"),
     ({"when": {"segmnet": "smb"}}, "`when` key `segmnet`"),
     ({"document": "account_statement"}, "remove `path`"),
@@ -265,6 +269,24 @@ def test_a_rules_file_with_a_mistake_is_refused_naming_the_rule_and_field(change
 
     with pytest.raises(AttachmentRulesError, match=re.escape(message)):
         parse_rules({"version": 1, "rules": [rule]}, "rules.yaml")
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2])
+def test_a_rules_file_version_other_than_the_integer_1_is_refused(version):
+    rule = {"id": "r1", "document": "contract", "path": "accounts/{account_id}/c.pdf"}
+
+    with pytest.raises(AttachmentRulesError,
+                       match=re.escape(f"rules.yaml: `version` must be 1, not {version!r}")):
+        parse_rules({"version": version, "rules": [rule]}, "rules.yaml")
+
+
+def test_a_max_size_is_a_whole_number_of_bytes():
+    rule = {"id": "r1", "document": "contract", "path": "accounts/{account_id}/c.pdf"}
+
+    sizes = [parse_rules({"version": 1, "rules": [{**rule, "max_size": size}]}, "r")
+             .rules[0].max_bytes for size in ("1.5 MB", "0.5 KB", 700, "2 gb")]
+
+    assert sizes == [1572864, 512, 700, 2147483648]
 
 
 def test_a_when_attribute_that_is_not_an_account_column_is_refused(warehouse):
@@ -489,6 +511,25 @@ def test_a_file_too_large_or_not_a_pdf_is_not_attached(tmp_path, warehouse):
         plan.reasons()[0] and "the rule allows 100 (max_size)" in plan.reasons()[0]
     assert [m.rule_id for m in plan.skipped] == ["sow"]
     assert "is named like a PDF but is not one" in plan.skipped[0].why
+
+
+def test_a_file_that_only_starts_like_a_pdf_is_not_attached(tmp_path, warehouse):
+    file_tree(tmp_path / "repo")
+    (tmp_path / "repo/quotes/006Q1/sow.pdf").write_bytes(b"%PDF-1.4\nhello")
+    (tmp_path / "repo/accounts/0015A1/contracts/Order-Form-2026.PDF").write_bytes(
+        b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
+    rules = parse_rules(yaml.safe_load(RULES), "rules.yaml")
+    doc = documents(warehouse, "1003")["1003"]
+    facts = load_invoice_facts(warehouse, ["1003"])["1003"]
+
+    plan = plan_attachments(doc, facts, rules, LocalRepository(tmp_path / "repo"), None)
+
+    assert [m.rule_id for m in plan.missing_required] == ["enterprise-contract"]
+    assert "Order-Form-2026.PDF starts like a PDF but cannot be read" in plan.reasons()[0]
+    assert [m.rule_id for m in plan.skipped] == ["sow"]
+    assert "sow.pdf starts like a PDF but cannot be read" in plan.skipped[0].why
+    assert "replace it with a readable copy" in plan.skipped[0].why
+    assert all(item.name not in ("sow.pdf", "Order-Form-2026.PDF") for item in plan.items)
 
 
 def test_a_missing_repository_folder_is_reported_not_taken_for_an_empty_one(tmp_path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from q2c.content.registry import (
     load_registry,
 )
 from q2c.content.selection import select_content
+from q2c.documents.render import message_blocks, render_html
 from q2c.money import Money
 
 CONTENT_DIR = Path(__file__).resolve().parents[1] / "content"
@@ -546,3 +548,30 @@ def test_a_change_after_approval_is_caught(content_copy: Path):
 
     assert [p.path for p in problems] == ["templates/credit_note/v2/credit_note.html"]
     assert "(v3) of `credit_note`" in problems[0].message
+
+
+def test_a_plain_text_block_prints_customer_data_escaped(content_copy: Path):
+    folder = content_copy / "blocks" / "year_end_closure" / "v1"
+    for old in folder.iterdir():
+        old.unlink()
+    (folder / "en.txt").write_text("Hello {{ doc.buyer.name }}\nSee you in January.\n")
+    data = _registry_data(content_copy)
+    block = next(e for e in data["entries"] if e["id"] == "year_end_closure")
+    block.update(main="en.txt", sha256={
+        "en.txt": hashlib.sha256((folder / "en.txt").read_bytes()).hexdigest()
+    })
+    _write_registry(content_copy, data)
+    hostile = "<style>*{display:none}</style><b>pwn</b>"
+    base = make_invoice(language="en", locale="en_US", issue_date=dt.date(2026, 12, 10))
+    doc = replace(base, buyer=replace(base.buyer, name=hostile))
+
+    html, selection = render_html(doc, load_registry(content_copy))
+    block = next(b for b in message_blocks(
+        load_registry(content_copy), selection, doc, {}
+    ) if b["id"] == "year_end_closure")
+
+    escaped = "&lt;style&gt;*{display:none}&lt;/style&gt;&lt;b&gt;pwn&lt;/b&gt;"
+    assert str(block["html"]) == f"Hello {escaped}<br>\nSee you in January."
+    assert block["text"] == f"Hello {hostile}\nSee you in January."
+    assert f"Hello {escaped}<br>" in html
+    assert "<b>pwn</b>" not in html and "<style>*{display:none}" not in html

@@ -241,7 +241,15 @@ def test_sftp_target_parsing(target, expected):
     ("sftp://edi.partner.example/in", "names no user"),
     ("sftp://q2c:secret@edi.partner.example/in", "carries a password"),
     ("sftp://q2c@edi.partner.example:99999/in", "bad port"),
+    ("sftp://q2c@127.0.0.1:0/out", "bad port 0"),
+    ("sftp://u@127.0.0.1/out/%2e%2e/%2e%2e/etc", "'..' segment"),
+    ("sftp://u@127.0.0.1/out/../etc", "'..' segment"),
+    ("sftp://u@127.0.0.1/out%00x", "control character"),
+    ("sftp://u@127.0.0.1/out%0Ax", "control character"),
+    ("sftp://u%07@127.0.0.1/out", "control character"),
 ])
 def test_sftp_target_errors_say_what_to_write(target, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as raised:
         parse_sftp_target(target)
+    if "password" not in message:
+        assert "sftp://user@host:port/path" in str(raised.value)

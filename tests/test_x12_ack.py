@@ -217,6 +217,12 @@ def test_group_level_error_codes_are_read_as_sentences():
          "997 segment 13 (AK9): AK903 'two' is not a number"),
         (HAND_997.replace("AK9^P^2^2^1'", ""), "997 segment 13 (SE): the 997 ends without AK9"),
         ("GS*FA*X~", "does not start with an ISA segment"),
+        (HAND_997.replace("AK1^IN^1234'", f"AK1^IN^{'1' * 5000}'"),
+         "997 segment 4 (AK1): AK102 has 5000 digits; X12 numbers here hold at most 9"),
+        (HAND_997.replace("AK9^P^2^2^1'", f"AK9^P^2^{'2' * 5000}^1'"),
+         "997 segment 13 (AK9): AK903 has 5000 digits; X12 numbers here hold at most 9"),
+        (HAND_997.replace("AK4^2^358^1'", f"AK4^{'2' * 5000}^358^1'"),
+         "997 segment 9 (AK4): AK401 has 5000 digits; X12 numbers here hold at most 9"),
     ],
 )
 def test_an_unreadable_997_is_refused_naming_the_segment(text, message):

@@ -163,3 +163,25 @@ def test_findings_say_what_is_wrong_in_numbers():
     )
     [finding] = validate_x12(text_of(replaced(14, "SE*13*0042")))
     assert finding.message == "SE01 says 13 segments but ST 0042 to SE holds 12"
+
+
+@pytest.mark.parametrize(("quantity", "lines_come_to"), [
+    # Hand-worked: quantity x 10.00, plus 0.75 for line 2, 5.00 freight, less 2.00
+    # allowance, plus 1.83 tax, so quantity x 10 + 5.58.
+    ("9" * 29, "9" * 29 + "5.58"),  # (10^29 - 1) x 10 + 5.58
+    ("9" * 40 + ".5", "1" + "0" * 41 + ".58"),  # (10^41 - 5) + 5.58
+    ("1" + "0" * 5000, "1" + "0" * 5000 + "5.58"),  # 10^5001 + 5.58
+])
+def test_a_quantity_beyond_28_digits_is_a_total_finding_not_a_crash(quantity, lines_come_to):
+    findings = validate_x12(text_of(replaced(7, f"IT1*1*{quantity}*EA*10")))
+
+    assert [(f.code, f.segment, f.position, f.element) for f in findings] == [
+        ("tds-total", "TDS", 9, "TDS01")]
+    assert findings[0].message.endswith(f"taxes come to {lines_come_to}")
+
+
+def test_an_amount_too_long_to_be_a_number_is_a_number_finding():
+    findings = validate_x12(text_of(replaced(11, "SAC*C*D240***" + "5" * 5000)))
+
+    assert [(f.code, f.segment, f.position, f.element) for f in findings] == [
+        ("number-format", "SAC", 11, "SAC05")]

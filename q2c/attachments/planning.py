@@ -12,12 +12,15 @@ without it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Protocol
+
+from pypdf import PdfReader
 
 from q2c.attachments.facts import InvoiceFacts
 from q2c.attachments.layout import MissingIdError, UnsafeIdError, expand
@@ -240,7 +243,26 @@ def _usable(documents: Sequence[RepositoryDocument], rule: AttachmentRule, where
             return [], MissingAttachment(
                 rule.id, rule.document, where,
                 f"is not usable: {document.location} is named like a PDF but is not one")
+        problem = signature and _unreadable_pdf(document.content)
+        if problem:
+            return [], MissingAttachment(
+                rule.id, rule.document, where,
+                f"is not usable: {document.location} starts like a PDF but cannot be read "
+                f"({problem}); replace it with a readable copy")
     return list(documents), None
+
+
+def _unreadable_pdf(content: bytes) -> str | None:
+    """Why a file that starts with `%PDF-` is still no PDF a reader opens, or None.
+
+    The signature alone lets `%PDF-1.4 hello` through; parsing it (and its page list) is
+    what a customer's PDF reader does, so a broken contract is caught before it is sent.
+    """
+    try:
+        pages = len(PdfReader(io.BytesIO(content)).pages)
+    except Exception as exc:  # pypdf raises many types for a damaged file
+        return f"{type(exc).__name__}: {exc}"
+    return None if pages else "it has no pages"
 
 
 def _unique_name(name: str, taken: set[str]) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -134,8 +135,9 @@ def parse_rules(data: object, source: str) -> AttachmentRules:
     """Check and build the rules of a parsed rules file (`source` names it in errors)."""
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise AttachmentRulesError(f"{source} must be a mapping with a `rules:` list")
-    if data.get("version") != 1:
-        raise AttachmentRulesError(f"{source}: `version` must be 1")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version != 1:
+        raise AttachmentRulesError(f"{source}: `version` must be 1, not {version!r}")
     rules = tuple(_rule(raw, index, source) for index, raw in enumerate(data["rules"], 1))
     seen = set()
     for rule in rules:
@@ -149,10 +151,10 @@ def _rule(raw: object, index: int, source: str) -> AttachmentRule:
     where = f"{source}, rule {index}"
     if not isinstance(raw, dict):
         raise AttachmentRulesError(f"{where} must be a mapping of {', '.join(_RULE_KEYS)}")
-    rule_id = str(raw.get("id") or "")
-    if not _RULE_ID.fullmatch(rule_id):
-        raise AttachmentRulesError(f"{where}: `id` {rule_id!r} must be letters, digits, "
-                                   "'-', '_' or '.'")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not _RULE_ID.fullmatch(rule_id):
+        raise AttachmentRulesError(f"{where}: `id` {rule_id!r} must be text of letters, "
+                                   "digits, '-', '_' or '.' (quote a number: `id: \"5\"`)")
     where = f"{source}, rule `{rule_id}`"
     unknown = sorted(set(map(str, raw)) - set(_RULE_KEYS))
     if unknown:
@@ -223,7 +225,8 @@ def _size(raw: object, where: str) -> int:
     if raw is None:
         return DEFAULT_MAX_BYTES
     match = _SIZE.fullmatch(str(raw).strip()) if not isinstance(raw, bool) else None
-    if match is None or float(match[1]) <= 0:
+    size = Decimal(match[1]) * _UNITS[(match[2] or "b").lower()] if match else Decimal(0)
+    if size <= 0 or size != size.to_integral_value():
         raise AttachmentRulesError(f"{where}: `max_size` {raw!r} must be a size such as "
-                                   "`5 MB`, `800 KB` or a number of bytes")
-    return int(float(match[1]) * _UNITS[(match[2] or "b").lower()])
+                                   "`5 MB`, `800 KB` or a whole number of bytes")
+    return int(size)

@@ -449,8 +449,11 @@ class _RegistryLoader(BaseLoader):
         return source, str(path), lambda: path.stat().st_mtime_ns == mtime
 
 
-def _autoescape(template_name: str | None) -> bool:
-    """Escape HTML-like templates; leave plain-text ones (emails' text part) alone."""
+def autoescaped(template_name: str | None) -> bool:
+    """Escape HTML-like templates; leave plain-text ones (emails' text part) alone.
+
+    A caller that puts a plain-text template's output into HTML must escape it itself.
+    """
     if template_name is None:
         return True
     return template_name.lower().endswith(_HTML_SUFFIXES)
@@ -465,7 +468,7 @@ def build_environment(registry: ContentRegistry) -> SandboxedEnvironment:
     """
     environment = SandboxedEnvironment(
         loader=_RegistryLoader(registry),
-        autoescape=_autoescape,
+        autoescape=autoescaped,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -51,6 +51,7 @@ SCHEME = "sftp://"
 DEFAULT_PORT = 22
 DEFAULT_TIMEOUT = 30.0
 TEMP_SUFFIX = ".part"
+FORM = "sftp://user@host:port/path"
 
 
 @dataclass(frozen=True)
@@ -84,27 +85,43 @@ def parse_sftp_target(target: str) -> SftpLocation:
     """Read `sftp://user@host:port/path`.
 
     Raises:
-        ValueError: No user or host, a bad port, or a password in the URL (q2c logs in
-            with a key file only); the message shows the expected form.
+        ValueError: No user or host, a port outside 1..65535, a password in the URL (q2c
+            logs in with a key file only), a control character anywhere, or a `..` path
+            segment (the folder must be named as it is, not climbed out of); the message
+            shows the expected form.
     """
     text = target.strip()
     if not is_sftp_target(text):
-        raise ValueError(f"{target!r} is not an SFTP target: use sftp://user@host:port/path")
+        raise ValueError(f"{target!r} is not an SFTP target: use {FORM}")
+    _refuse_control_characters(target, text)
     parts = urlsplit(text)
     try:
-        port = parts.port or DEFAULT_PORT
+        port = parts.port
     except ValueError as exc:
-        raise ValueError(f"SFTP target {target!r} has a bad port: use "
-                         "sftp://user@host:port/path") from exc
+        raise ValueError(f"SFTP target {target!r} has a bad port: use {FORM}") from exc
+    if port is None:
+        port = DEFAULT_PORT
+    elif not 1 <= port <= 65535:
+        raise ValueError(f"SFTP target {target!r} has a bad port {port}: use a port from 1 "
+                         f"to 65535, as in {FORM}")
     if parts.password is not None:
         raise ValueError(f"SFTP target {parts.hostname} carries a password: q2c logs in with "
                          "a private key file only; remove the password from the URL")
     if not parts.username or not parts.hostname:
-        raise ValueError(f"SFTP target {target!r} names no user or no host: use "
-                         "sftp://user@host:port/path")
-    path = unquote(parts.path)
-    return SftpLocation(user=unquote(parts.username), host=parts.hostname, port=port,
+        raise ValueError(f"SFTP target {target!r} names no user or no host: use {FORM}")
+    path, user = unquote(parts.path), unquote(parts.username)
+    _refuse_control_characters(target, path + user + parts.hostname)
+    if ".." in path.split("/"):
+        raise ValueError(f"SFTP target {target!r} has a '..' segment in its path: name the "
+                         f"partner's folder directly, as in {FORM}")
+    return SftpLocation(user=user, host=parts.hostname, port=port,
                         path=path.rstrip("/") or path)
+
+
+def _refuse_control_characters(target: str, text: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValueError(f"SFTP target {target!r} holds a control character (such as NUL or "
+                         f"a line break); use {FORM} with printable characters only")
 
 
 class SftpClient:

@@ -36,6 +36,7 @@ from q2c.content.registry import (
     ContentEntry,
     ContentError,
     ContentRegistry,
+    autoescaped,
 )
 from q2c.content.selection import ContentSet, Selection, content_in_force, select_content
 from q2c.documents.model import InvoiceDocument
@@ -181,13 +182,22 @@ def selection_labels(content: ContentRegistry, selection: Selection) -> dict[str
 def message_blocks(
     content: ContentRegistry, selection: Selection, doc: InvoiceDocument, labels: Mapping
 ) -> list[dict]:
-    """The selected message blocks, rendered in the sandbox for this document."""
+    """The selected message blocks, rendered in the sandbox for this document.
+
+    An HTML block was autoescaped as it rendered; a plain-text block was not, so its output
+    is escaped here (line breaks kept as `<br>`) before it is printed as HTML.
+    """
     blocks = []
     for choice in selection.blocks:
-        html = content.template(choice.entry, choice.file).render(
+        rendered = content.template(choice.entry, choice.file).render(
             doc=doc, labels=labels, locale=doc.locale, direction=selection.direction
-        )
-        markup = Markup(html.strip())  # sandboxed and autoescaped already
+        ).strip()
+        if autoescaped(choice.entry.file_name(choice.file)):
+            markup = Markup(rendered)
+            text = markup.striptags()
+        else:
+            markup = Markup("<br>\n").join(escape(line) for line in rendered.splitlines())
+            text = rendered
         blocks.append(
             {
                 "id": choice.entry.id,
@@ -195,7 +205,7 @@ def message_blocks(
                 "placement": choice.entry.placement,
                 "language": choice.language,
                 "html": markup,
-                "text": markup.striptags(),
+                "text": text,
             }
         )
     return blocks

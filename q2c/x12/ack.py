@@ -69,6 +69,8 @@ GROUP_ERRORS = {
     "6": "group control number violates syntax",
 }
 STATUSES = ("A", "E", "R")
+# Control numbers (AK102, AK202) and counts (AK302, AK401, AK9) are at most 9 digits in X12.
+MAX_DIGITS = 9
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,15 @@ class _Reader:
     def fail(self, seg: Segment, problem: str) -> X12ParseError:
         return X12ParseError(f"997 segment {seg.position} ({seg.id}): {problem}")
 
-    def number(self, seg: Segment, index: int) -> int:
-        value = seg.get(index)
+    def number(self, seg: Segment, index: int, value: str | None = None) -> int:
+        """Element `index` (or `value`, a part of it) as a count or control number."""
+        value = seg.get(index) if value is None else value
+        name = f"{seg.id}{index:02d}"
         if not (value.isascii() and value.isdigit()):
-            raise self.fail(seg, f"{seg.id}{index:02d} {value!r} is not a number")
+            raise self.fail(seg, f"{name} {value!r} is not a number")
+        if len(value) > MAX_DIGITS:
+            raise self.fail(seg, f"{name} has {len(value)} digits; X12 numbers here hold at "
+                                 f"most {MAX_DIGITS}")
         return int(value)
 
     def read(self) -> list[FunctionalAck]:
@@ -203,7 +210,7 @@ class _Reader:
         parts = seg.get(1).split(self.ic.delimiters.component)
         if not (parts[0].isascii() and parts[0].isdigit()):
             raise self.fail(seg, f"AK401 {seg.get(1)!r} is not an element position")
-        element = f"{int(parts[0]):02d}"
+        element = f"{self.number(seg, 1, parts[0]):02d}"
         if len(parts) > 1 and parts[1]:
             element += f"-{parts[1]}"
         code = seg.get(3)

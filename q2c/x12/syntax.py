@@ -15,13 +15,25 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    InvalidOperation,
+    localcontext,
+)
 
 ISA_LENGTH = 106  # "ISA", 16 elements, 16 separators and the terminator
 # ISA01..ISA16: every ISA element has a fixed width.
 ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
 ENVELOPE_IDS = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE"})
 CENT = Decimal("0.01")
+# Sums and products of amounts read from a file, worked out exactly whatever their size: the
+# default 28 digits would round a long amount silently, or refuse to state it in cents.
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation])
 
 
 class X12ParseError(ValueError):
@@ -163,8 +175,9 @@ def parse_r(text: str) -> Decimal:
 
 
 def parse_n2(text: str) -> Decimal:
-    """X12 type N2 (integer with two implied decimals) to Decimal."""
-    return Decimal(parse_int(text)) * CENT
+    """X12 type N2 (integer with two implied decimals) to Decimal, exact at any length."""
+    parse_int(text)
+    return Decimal(f"{text}E-2")
 
 
 def parse_int(text: str) -> int:
@@ -176,8 +189,12 @@ def parse_int(text: str) -> int:
 
 
 def round_cents(value: Decimal) -> Decimal:
-    """Half-up (away from zero) to cents: how an extended line amount is stated."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    """Half-up (away from zero) to cents: how an extended line amount is stated.
+
+    Exact for any finite amount, however many digits it has.
+    """
+    with localcontext(EXACT):
+        return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def format_date8(day: dt.date) -> str:

@@ -19,10 +19,11 @@ allowances (SAC05, two implied decimals; line and summary level), plus TXI tax a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, DecimalException, localcontext
 
 from q2c.x12.syntax import (
     ENVELOPE_IDS,
+    EXACT,
     ISA_LENGTH,
     ISA_WIDTHS,
     Interchange,
@@ -343,13 +344,29 @@ class _Check:
                          f"{name} {value!r} is not an HHMM or HHMMSS time")
 
     def _invoice(self, tset: _Set, se: Segment) -> None:
-        """TDS01 against the lines, charges and taxes; CTT01 against the IT1 count."""
+        """TDS01 against the lines, charges and taxes; CTT01 against the IT1 count.
+
+        The sums are exact whatever the size of the numbers in the file, so a 30-digit
+        quantity gives a total finding, not a rounded total or an exception.
+        """
+        with localcontext(EXACT):
+            try:
+                self._total(tset, se)
+            except DecimalException as exc:
+                self.add(NUMBER_FORMAT, "TDS", se.position, "TDS01",
+                         f"TDS01 cannot be checked: the amounts of the 810 cannot be summed "
+                         f"({type(exc).__name__})")
+        for ctt in (seg for seg in tset.body if seg.id == "CTT"):
+            count = self._int(ctt, 1)
+            if count is not None and count != _it1_count(tset):
+                self.add(CTT01_COUNT, "CTT", ctt.position, "CTT01",
+                         f"CTT01 says {count} line items but the 810 has {_it1_count(tset)} IT1")
+
+    def _total(self, tset: _Set, se: Segment) -> None:
         expected = Decimal(0)
         verifiable = True
-        it1_count = 0
         for seg in tset.body:
             if seg.id == "IT1":
-                it1_count += 1
                 quantity, price = self._r(seg, 2), self._r(seg, 4)
                 if quantity is None or price is None:
                     verifiable = False
@@ -379,11 +396,6 @@ class _Check:
                 self.add(TDS_TOTAL, "TDS", tds[0].position, "TDS01",
                          f"TDS01 {tds[0].get(1)} is {total}, but the IT1 lines plus charges "
                          f"less allowances plus taxes come to {expected}")
-        for ctt in (seg for seg in tset.body if seg.id == "CTT"):
-            count = self._int(ctt, 1)
-            if count is not None and count != it1_count:
-                self.add(CTT01_COUNT, "CTT", ctt.position, "CTT01",
-                         f"CTT01 says {count} line items but the 810 has {it1_count} IT1")
 
     # --- numbers -----------------------------------------------------------------------
 
@@ -405,6 +417,10 @@ class _Check:
 
     def _n2(self, seg: Segment, index: int) -> Decimal | None:
         return self._number(seg, index, parse_n2, "an amount with two implied decimals")
+
+
+def _it1_count(tset: _Set) -> int:
+    return sum(1 for seg in tset.body if seg.id == "IT1")
 
 
 def _usable(char: str) -> bool:
