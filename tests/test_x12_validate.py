@@ -11,9 +11,12 @@ the file's own delimiters and with other ones ("|", "\\", "'" and no line breaks
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from q2c.x12 import validate_x12
+from q2c.x12.syntax import parse_r
 from q2c.x12.validate import CODES
 
 ISA = (
@@ -185,3 +188,14 @@ def test_an_amount_too_long_to_be_a_number_is_a_number_finding():
 
     assert [(f.code, f.segment, f.position, f.element) for f in findings] == [
         ("number-format", "SAC", 11, "SAC05")]
+
+
+@pytest.mark.parametrize("text", ["١٢", "1e3", "+1", "", " 1", "1.2.3", "Infinity", "NaN"])
+def test_an_x12_decimal_is_ascii_digits_with_an_optional_sign_and_point(text):
+    with pytest.raises(ValueError, match="not an X12 decimal"):
+        parse_r(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [("12", "12"), ("-1.5", "-1.5"), (".5", "0.5")])
+def test_plain_x12_decimals_parse_exactly(text, value):
+    assert parse_r(text) == Decimal(value)

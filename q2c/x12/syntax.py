@@ -14,6 +14,7 @@ optional point, a leading minus, and leading and trailing zeros suppressed (15.5
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import (
     MAX_EMAX,
@@ -160,10 +161,14 @@ def format_n2(value: Decimal, *, max_digits: int | None = None) -> str:
     return text
 
 
+# An optional minus, ASCII digits with at most one decimal point, at least one digit.
+_R_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def parse_r(text: str) -> Decimal:
     """X12 type R to Decimal; ValueError when it is not one."""
     stripped = text.strip()
-    if not stripped or stripped != text or any(ch in stripped for ch in "eE+_ "):
+    if not _R_NUMBER.fullmatch(stripped) or stripped != text:
         raise ValueError(f"{text!r} is not an X12 decimal (R)")
     try:
         value = Decimal(stripped)
