@@ -70,6 +70,23 @@ last_sends as (
 
 ),
 
+{#- A trading partner's 997 is recorded on the document, for the channel it answered. -#}
+acknowledgements as (
+
+    select
+        document_key,
+        channel,
+        max(case when event = 'acknowledged' then occurred_at end) as acknowledged_at,
+        max(case when event = 'ack_rejected' then occurred_at end) as ack_rejected_at
+
+    from {{ source('q2c_delivery', 'delivery_events') }}
+
+    where event in ('acknowledged', 'ack_rejected')
+
+    group by document_key, channel
+
+),
+
 final as (
 
     select
@@ -94,6 +111,8 @@ final as (
         attempt_events.send_count,
         attempt_events.retry_count,
         attempt_events.resent_in_doubt_count,
+        acknowledgements.acknowledged_at,
+        acknowledgements.ack_rejected_at,
         case last_events.last_event
             when 'sent' then 'sent'
             when 'failed_over' then 'failed_over'
@@ -119,6 +138,10 @@ final as (
     left join last_sends
         on planned.attempt_key = last_sends.attempt_key
         and last_sends.recency = 1
+
+    left join acknowledgements
+        on planned.document_key = acknowledgements.document_key
+        and planned.channel = acknowledgements.channel
 
 )
 
