@@ -29,7 +29,8 @@ setup: system-packages $(STAMP)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: setup
-	$(BIN)/q2c generate --seed $(SEED) --accounts $(ACCOUNTS) --out var/landing
+	$(BIN)/q2c generate --seed $(SEED) --accounts $(ACCOUNTS) --out var/landing \
+		--attachments var/attachments
 	$(BIN)/q2c run --landing var/landing
 
 ui: setup

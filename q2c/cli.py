@@ -27,9 +27,12 @@ def _date(text: str) -> dt.date:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from q2c.demo import generate
 
-    as_of = args.as_of or load_settings().run_date
+    settings = load_settings()
+    as_of = args.as_of or settings.run_date
     out = Path(args.out).resolve()
-    summary = generate(out, seed=args.seed, accounts=args.accounts, as_of=as_of)
+    attachments = Path(args.attachments).resolve() if args.attachments else None
+    summary = generate(out, seed=args.seed, accounts=args.accounts, as_of=as_of,
+                       attachments_dir=attachments, seller_name=settings.seller.name)
 
     counts = summary.row_counts
     print(f"Demo data written to {out} (seed {args.seed}, as of {as_of}):")
@@ -42,6 +45,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     bad = [f"{kind} ({', '.join(row.doc_number or '/'.join(row.key) for row in rows)})"
            for kind, rows in summary.bad_rows.items()]
     print(f"  deliberately bad rows: {'; '.join(bad)}")
+    if attachments is not None:
+        print(f"Supporting documents written to {attachments}: "
+              + ", ".join(f"{kind.replace('_', ' ')} {len(paths)}"
+                          for kind, paths in summary.documents.items()))
     return 0
 
 
@@ -557,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--accounts", type=int, default=60)
     generate.add_argument("--out", default="var/landing", help="landing folder to write")
     generate.add_argument("--as-of", type=_date, help="business date (default today)")
+    generate.add_argument("--attachments", metavar="DIR",
+                          help="also write contracts, statements of work and proofs of "
+                               "delivery as PDFs into this attachment repository folder")
     generate.set_defaults(func=_cmd_generate)
 
     run = commands.add_parser("run", help="run the nightly quote-to-cash job in-process")

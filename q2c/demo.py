@@ -396,6 +396,8 @@ class GenerationSummary:
     links: list[AccountLink] = field(default_factory=list)
     soft_deleted: dict[str, list[str]] = field(default_factory=dict)
     unbilled_opportunity_ids: list[str] = field(default_factory=list)
+    # Supporting documents by kind, when `generate` was given an attachments folder.
+    documents: dict[str, list[Path]] = field(default_factory=dict)
 
     @property
     def bad_invoice_ids(self) -> set[str]:
@@ -427,6 +429,8 @@ class GenerationSummary:
             "soft_deleted": {table: list(ids) for table, ids in self.soft_deleted.items()},
             "bad_rows": {kind: [row.as_dict() for row in rows]
                          for kind, rows in self.bad_rows.items()},
+            "documents": {kind: [str(path) for path in paths]
+                          for kind, paths in self.documents.items()},
         }
 
 
@@ -1603,7 +1607,9 @@ def _write_table(path: Path, table: RawTable, rows: list[dict[str, str]]) -> Non
         writer.writerows(rows)
 
 
-def generate(out_dir: Path, seed: int, accounts: int, as_of: dt.date) -> GenerationSummary:
+def generate(out_dir: Path, seed: int, accounts: int, as_of: dt.date,
+             attachments_dir: Path | None = None,
+             seller_name: str | None = None) -> GenerationSummary:
     """Write a deterministic Salesforce + QuickBooks landing folder under `out_dir`.
 
     Args:
@@ -1612,6 +1618,10 @@ def generate(out_dir: Path, seed: int, accounts: int, as_of: dt.date) -> Generat
         seed: seed of the one `random.Random` every value is drawn from.
         accounts: number of Salesforce accounts (about five invoices each).
         as_of: the business date the data describes; every transaction is dated before it.
+        attachments_dir: when given, the attachment repository folder that also receives
+            the customers' contracts, statements of work and proofs of delivery as PDFs
+            (`q2c.demo_documents`); the CSVs are the same with or without it.
+        seller_name: the seller those documents name (default: the demo seller).
 
     Returns:
         What was written, with row counts, invoice states and every deliberately bad row.
@@ -1637,6 +1647,12 @@ def generate(out_dir: Path, seed: int, accounts: int, as_of: dt.date) -> Generat
         files.append(path)
         log.info("wrote %d rows of %s.%s to %s", len(rows), table.source, table.name, path)
     summary = generator.summary(out_dir, files)
+    if attachments_dir is not None:
+        from q2c.demo_documents import write_demo_documents  # WeasyPrint only when asked
+
+        summary.documents = write_demo_documents(
+            Path(attachments_dir), seed, generator.companies, generator.opportunities,
+            seller_name)
     log.info("demo data for %d accounts as of %s: %d invoices, %d bad rows", accounts, as_of,
              summary.row_counts["quickbooks.invoice"],
              sum(len(rows) for rows in summary.bad_rows.values()))

@@ -448,3 +448,81 @@ def test_a_small_demo_still_has_every_country_and_every_bad_row(tmp_path):
 def test_zero_accounts_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 1"):
         demo.generate(tmp_path, 1, 0, AS_OF)
+
+
+def expected_documents(landing: Path) -> dict[str, str]:
+    """Path -> account name of every supporting document the landed CSVs call for.
+
+    Contracts for enterprise customers; a statement of work for each invoiced New Business
+    deal of an enterprise or mid-market account; a proof of delivery for each invoiced New
+    Business order that bills both on-site services (onboarding package, training day).
+    """
+    accounts = {row["id"]: row for row in read(landing, "salesforce.account")}
+    invoiced = {row["custom_salesforce_opportunity_id"]
+                for row in read(landing, "quickbooks.invoice")} - {""}
+    products: dict[str, set[str]] = defaultdict(set)
+    for item in read(landing, "salesforce.opportunity_line_item"):
+        products[item["opportunity_id"]].add(item["product_code"])
+    expected = {}
+    for account in accounts.values():
+        if account["segment_c"] == "enterprise" and account["type"] == "Customer":
+            path = f"accounts/{account['id']}/contracts/master-services-agreement.pdf"
+            expected[path] = account["name"]
+    for deal in read(landing, "salesforce.opportunity"):
+        if deal["id"] not in invoiced or deal["type"] != "New Business":
+            continue
+        name = accounts[deal["account_id"]]["name"]
+        if accounts[deal["account_id"]]["segment_c"] in ("enterprise", "mid_market"):
+            expected[f"quotes/{deal['id']}/sow.pdf"] = name
+        if {"ONB", "TRN-DAY"} <= products[deal["id"]]:
+            expected[f"orders/{deal['id']}/proof-of-delivery.pdf"] = name
+    return expected
+
+
+def pdfs(folder: Path) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*.pdf")}
+
+
+def test_attachments_option_files_documents_under_the_ids_the_invoices_carry(tmp_path):
+    from pypdf import PdfReader
+
+    landing, folder = tmp_path / "landing", tmp_path / "attachments"
+    summary = demo.generate(landing, SEED, 12, AS_OF, attachments_dir=folder,
+                            seller_name="Example Seller SE")
+    expected = expected_documents(landing)
+    assert {path.split("/")[0] for path in expected} == {"accounts", "quotes", "orders"}
+    assert pdfs(folder) == set(expected)
+    assert {kind: sorted(p.relative_to(folder).as_posix() for p in paths)
+            for kind, paths in summary.documents.items()} == {
+        "contract": sorted(p for p in expected if p.startswith("accounts/")),
+        "statement_of_work": sorted(p for p in expected if p.startswith("quotes/")),
+        "proof_of_delivery": sorted(p for p in expected if p.startswith("orders/")),
+    }
+    for path, account_name in expected.items():
+        reader = PdfReader(folder / path)
+        text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+        assert account_name in text, path
+        assert "Example Seller SE" in text, path
+
+    plain = demo.generate(tmp_path / "plain", SEED, 12, AS_OF)
+    for first, second in zip(summary.files, plain.files, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_a_rerun_replaces_the_demo_documents_and_keeps_other_files(tmp_path):
+    folder = tmp_path / "attachments"
+    demo.generate(tmp_path / "first", SEED, 12, AS_OF, attachments_dir=folder)
+    own = folder / "accounts" / "0015g0000000OWN" / "contracts" / "signed.pdf"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"%PDF-1.7 kept as it is")
+    demo.generate(tmp_path / "second", 1, 8, AS_OF, attachments_dir=folder)
+    expected = expected_documents(tmp_path / "second")
+    assert pdfs(folder) == set(expected) | {own.relative_to(folder).as_posix()}
+    assert own.read_bytes() == b"%PDF-1.7 kept as it is"
+    assert not (folder / "orders").exists()  # the first run's folders went with their files
+
+    again = tmp_path / "again"
+    demo.generate(tmp_path / "third", 1, 8, AS_OF, attachments_dir=again)
+    assert pdfs(again) == set(expected)
+    for path in expected:
+        assert (again / path).read_bytes() == (folder / path).read_bytes(), path
