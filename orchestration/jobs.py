@@ -18,6 +18,9 @@ nightly_job = dg.define_asset_job(
     tags={"q2c/job": "nightly"},
 )
 
+# The job holds the documents asset, which is partitioned by issue date (in this same time
+# zone); the schedule asks for no partition, so each night renders every invoice that is
+# due (see the asset). A backfill of some days is launched on the asset, not on this job.
 nightly_schedule = dg.ScheduleDefinition(
     name="nightly_quote_to_cash_schedule",
     job=nightly_job,

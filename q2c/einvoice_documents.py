@@ -162,9 +162,18 @@ def produce_einvoices(
                  f"{rejected.table}.{rejected.field}: {rejected.reason}")
 
     tools = _Tools(settings)
+    rules_missing = None
+    if any(target.format != X12_810 for target in targets):
+        try:
+            tools.validator()
+        except RulesNotFoundError as exc:  # stored UBL and Factur-X files are not sent either
+            rules_missing = _rules_missing(exc, settings.einvoice_rules_dir)
     known = _known_hashes(conn)
     for doc in batch.documents:
         target = by_id[doc.invoice_id]
+        if rules_missing and target.format != X12_810:
+            run.hold(doc.invoice_id, doc.invoice_number, RULES_MISSING, rules_missing)
+            continue
         digest = _input_hash(doc, target, used)
         if digest in known:
             run.unchanged += 1

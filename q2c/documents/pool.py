@@ -11,6 +11,7 @@ are never overwritten with different bytes: a new rendering gets a new content h
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import logging
 import math
@@ -296,6 +297,11 @@ def _init_worker(content_dir: str | None) -> None:
     A failure to load is kept and reported for each invoice, instead of breaking the pool
     with an error that names no cause. The warm-up only loads fonts, stylesheet and
     template early; if it cannot run (no content in effect today), the first invoice does it.
+
+    Then everything loaded so far (modules, registry, fonts, parsed stylesheets) is moved
+    out of the garbage collector's sight with `gc.freeze()`: it lives as long as the worker,
+    and scanning it again at every full collection costs about a tenth of the render time
+    of a long invoice.
     """
     try:
         content = load_registry(Path(content_dir) if content_dir else None)
@@ -316,6 +322,8 @@ def _init_worker(content_dir: str | None) -> None:
         )
     except Exception as exc:  # a skipped warm-up costs time on the first invoice only
         log.debug("render worker %d skipped its warm-up: %s", os.getpid(), exc)
+    gc.collect()
+    gc.freeze()
 
 
 def _render_in_worker(
