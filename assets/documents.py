@@ -14,6 +14,7 @@ import dagster as dg
 from assets.quality import HOLDS_KEY
 from orchestration.resources import Q2CSettings
 from q2c.content.registry import load_registry
+from q2c.content.selection import selection_summary
 from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import (
@@ -233,6 +234,9 @@ def invoice_documents(context: dg.AssetExecutionContext, q2c: Q2CSettings):
             "not_buildable": len(batch.rejected),
             "render_failures": len(failures),
             "content_versions": ", ".join(versions) or "none rendered this run",
+            # Per version and fallback, how many of this run's documents used it; the
+            # selection of each document, with why, is in q2c_ops.document_manifest.
+            "content_used": dg.MetadataValue.json(selection_summary(rendered)),
             "document_store": dg.MetadataValue.path(str(settings.documents_dir)),
         }
     )

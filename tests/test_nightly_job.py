@@ -162,6 +162,14 @@ def test_bad_invoices_are_held_back_and_all_others_rendered(generated_run):
     documents = _materialization_metadata(generated_run["first"], ["documents"])
     assert documents["held_back"] == 4
     assert documents["rendered"] == len(issued) - 4
+    # A content owner sees in the run which versions the documents used, and how often.
+    used = documents["content_used"]
+    assert used["template invoice v3"] == used["theme default v3"] == len(issued) - 4
+    with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        legal = conn.sql(
+            "select count(*) from q2c_ops.document_manifest "
+            "where content_selection like '%late_payment%'").fetchone()[0]
+    assert legal == sum(n for name, n in used.items() if name.startswith("legal late_payment"))
 
 
 def test_each_email_due_carries_its_pdf_with_number_and_total(generated_run):
