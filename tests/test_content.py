@@ -500,7 +500,7 @@ def _add_draft(root: Path) -> None:
 def test_approve_records_hashes_approver_and_time_and_keeps_the_file(content_copy: Path):
     _add_draft(content_copy)
     before = (content_copy / "registry.yaml").read_text()
-    at = dt.datetime(2026, 12, 6, 14, 30, tzinfo=dt.UTC)
+    at = dt.datetime(2026, 12, 3, 14, 30, tzinfo=dt.UTC)
 
     entry = approve(content_copy, "credit_note", 2, "Ana Müller (legal)", at=at)
 
@@ -517,7 +517,7 @@ def test_approve_records_hashes_approver_and_time_and_keeps_the_file(content_cop
     assert after.endswith(
         "    status: approved\n"
         '    approved_by: "Ana Müller (legal)"\n'
-        "    approved_at: 2026-12-06T14:30:00+00:00\n"
+        "    approved_at: 2026-12-03T14:30:00+00:00\n"
         '    description: "Credit note, v2 footer."\n'
         "    effective_from: 2027-01-01\n"
         "    texts: [invoice_labels, credit_note_labels]\n"
@@ -575,3 +575,16 @@ def test_a_plain_text_block_prints_customer_data_escaped(content_copy: Path):
     assert block["text"] == f"Hello {hostile}\nSee you in January."
     assert f"Hello {escaped}<br>" in html
     assert "<b>pwn</b>" not in html and "<style>*{display:none}" not in html
+
+
+def test_an_approval_dated_in_the_future_breaks_the_lock(content_copy: Path):
+    registry_file = content_copy / "registry.yaml"
+    text = registry_file.read_text()
+    registry_file.write_text(text.replace("approved_at: 2026-12-04T21:00:00+00:00",
+                                          "approved_at: 2999-01-01T00:00:00", 1))
+
+    problems = check_lock(load_registry(content_copy))
+
+    assert [p.message for p in problems if "in the future" in p.message] == [
+        "approved_at 2999-01-01T00:00:00+00:00 is in the future: record when it was "
+        "approved (q2c content approve does)"]

@@ -371,10 +371,10 @@ def test_templates_get_blocks_legal_texts_and_direction(store):
 def test_a_fallback_is_logged_with_the_invoice_when_rendered(store, caplog):
     doc = invoice(number="INV-77", country="FR", language="fr", locale="fr_FR")
 
-    with caplog.at_level(logging.WARNING, logger="q2c.documents.render"):
+    with caplog.at_level(logging.INFO, logger="q2c.documents.render"):
         render_html(doc, load_registry(store), on=DEC_15)
 
-    assert "invoice inv-77: content fallback labels invoice_labels: language fr -> en" in (
+    assert "invoice INV-77: content fallback labels invoice_labels: language fr -> en" in (
         caplog.text
     )
     assert "legal late_payment: country FR -> default" in caplog.text

@@ -63,7 +63,17 @@ def check_lock(registry: ContentRegistry) -> list[LockProblem]:
             problems += _added_files(registry, entry)
         if entry.status == "approved":
             problems += draft_references(registry, entry, drafts)
+        if entry.approved_at is not None and entry.approved_at > _now():
+            problems.append(LockProblem(
+                f"registry.yaml ({entry.ref})",
+                f"approved_at {entry.approved_at.isoformat()} is in the future: record when "
+                "it was approved (q2c content approve does)",
+            ))
     return problems
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _changed_files(registry: ContentRegistry, entry: ContentEntry) -> list[LockProblem]:

@@ -710,8 +710,11 @@ def _as_date(value: object) -> dt.date:
 
 
 def _as_datetime(value: object) -> dt.datetime:
+    """An approval time; one written without a zone is read as UTC."""
     if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    return dt.datetime.fromisoformat(str(value))
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        moment = dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -338,12 +338,7 @@ def _build(
         source_invoice_id=doc.invoice_id,
     )
     problems.extend(check_compliance(einvoice, peppol=options.peppol))
-    if problems:
-        log.warning(
-            "invoice %s held back as e-invoice: %s",
-            doc.invoice_number,
-            ", ".join(problem.rule for problem in problems),
-        )
+    if problems:  # the caller decides: hold the invoice, or (X12) use the draft model
         raise EInvoiceNotCompliant(doc.invoice_number, problems, einvoice=einvoice)
     return einvoice
 
