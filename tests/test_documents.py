@@ -150,7 +150,7 @@ def test_german_invoice_pdf_shows_number_total_lines_and_due_date(content):
     assert format_date(dt.date(2026, 4, 1), format="medium", locale="de_DE") in text
     assert "DE89 3704 0044 0532 0130 00" in text
     assert used.versions() == {
-        "template": {"id": "invoice", "version": "3"},
+        "template": {"id": "invoice", "version": "4"},
         "theme": {"id": "default", "version": "3"},
         "texts": {"id": "invoice_labels", "version": "3"},
     }
@@ -690,7 +690,7 @@ def test_pool_renders_a_batch_and_plan_skips_what_the_manifest_has(tmp_path, con
         assert Path(result.path) == (
             out_dir / f"{doc.issue_date:%Y}" / f"{doc.issue_date:%m}" / expected_name
         )
-        assert (result.template_id, result.template_version) == ("invoice", "3")
+        assert (result.template_id, result.template_version) == ("invoice", "4")
         assert (result.theme_id, result.theme_version, result.language) == ("default", "3", "de")
         # Worker processes give the same bytes as rendering here.
         assert data == render_pdf(render_html(doc, content)[0])
@@ -787,3 +787,16 @@ def test_invoice_email_is_localized_and_escaped(content):
     assert "Bonjour Dupont & <b>Fils</b>," in email.text
     assert "Dupont &amp; &lt;b&gt;Fils&lt;/b&gt;" in email.html
     assert email.versions["html"] == {"id": "invoice_email_html", "version": "1"}
+
+
+def test_line_numbers_count_the_printed_lines_from_one_whatever_the_erp_index(content):
+    """QuickBooks numbers its lines from 0; the invoice numbers what it prints from 1."""
+    doc = make_invoice()
+    from_zero = dataclasses.replace(doc, lines=tuple(
+        dataclasses.replace(line, index=line.index - 1) for line in doc.lines))
+
+    html, _ = render_html(from_zero, content)
+
+    cells = re.findall(r'<td class="position">(?:<bdi[^>]*>)?(\d+)', html)
+    assert [line.index for line in from_zero.item_lines] == [0, 1]
+    assert cells == ["1", "2"]

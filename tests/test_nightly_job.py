@@ -164,7 +164,7 @@ def test_bad_invoices_are_held_back_and_all_others_rendered(generated_run):
     assert documents["rendered"] == len(issued) - 4
     # A content owner sees in the run which versions the documents used, and how often.
     used = documents["content_used"]
-    assert used["template invoice v3"] == used["theme default v3"] == len(issued) - 4
+    assert used["template invoice v4"] == used["theme default v3"] == len(issued) - 4
     with connect(generated_run["home"] / "warehouse.duckdb", read_only=True) as conn:
         legal = conn.sql(
             "select count(*) from q2c_ops.document_manifest "
