@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from q2c.content.registry import ContentRegistry
+from q2c.content.selection import selection_of
 from q2c.delivery.edi import participant_id
 from q2c.delivery.envelope import EDI
 from q2c.delivery.policy import AccountDelivery, ChannelPolicy, resolve_channels
@@ -347,7 +348,7 @@ def _input_hash(doc: InvoiceDocument, target: EInvoiceTarget, used: UsedContent)
         "vat_id": target.vat_id, "address": str(target.address),
     }
     if target.format == FACTURX:  # only the Factur-X PDF prints governed content
-        parts["content"] = used.select(doc).hash_payload()
+        parts["content"] = selection_of(doc, used).hash_payload()
     if target.x12_partner:
         parts["x12_partner"] = target.x12_partner
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

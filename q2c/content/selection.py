@@ -498,6 +498,24 @@ def _describe(audience: Audience) -> str:
     return ", ".join(parts) or "any reader"
 
 
+def selection_of(doc: object, used: Selection | ContentSet) -> Selection:
+    """The selection of one document: made from a batch's `ContentSet`, or `used` itself.
+
+    Raises:
+        ValueError: When `used` is a selection made for another invoice.
+    """
+    if isinstance(used, ContentSet):
+        return used.select(doc)
+    invoice_id = getattr(doc, "invoice_id", None)
+    if used.invoice_id not in (None, invoice_id):
+        raise ValueError(
+            f"the content selection passed for invoice {invoice_id} was made for invoice "
+            f"{used.invoice_id}; pass the batch's ContentSet (resolve_content()) so each "
+            "invoice gets its own"
+        )
+    return used
+
+
 def content_in_force(
     registry: ContentRegistry,
     *,
@@ -593,6 +611,7 @@ def selection_summary(rendered: Iterable[object]) -> dict[str, int]:
 
 
 __all__ = [
+    "selection_of",
     "Audience",
     "Choice",
     "ContentSet",

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from q2c.content.registry import ContentError, ContentRegistry, load_registry
-from q2c.content.selection import ContentSet
+from q2c.content.selection import selection_of
 from q2c.documents.model import InvoiceDocument, canonical_json
 from q2c.documents.render import (
     PdfRenderer,
@@ -102,15 +102,7 @@ def input_hash(doc: InvoiceDocument, used: UsedContent) -> str:
     Message blocks do not: a campaign that starts or ends after an invoice was rendered
     must not change a document that may already have been sent.
     """
-    if isinstance(used, ContentSet):
-        selection = used.select(doc)
-    else:
-        selection = used
-        if selection.invoice_id not in (None, doc.invoice_id):
-            raise ValueError(
-                f"input_hash: the selection of invoice {selection.invoice_id} was passed for "
-                f"invoice {doc.invoice_id}; pass the batch's ContentSet"
-            )
+    selection = selection_of(doc, used)
     payload = {"document": doc.canonical(), "content": selection.hash_payload()}
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 

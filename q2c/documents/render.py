@@ -38,7 +38,13 @@ from q2c.content.registry import (
     ContentRegistry,
     autoescaped,
 )
-from q2c.content.selection import ContentSet, Selection, content_in_force, select_content
+from q2c.content.selection import (
+    ContentSet,
+    Selection,
+    content_in_force,
+    select_content,
+    selection_of,
+)
 from q2c.documents.model import InvoiceDocument
 
 log = logging.getLogger(__name__)
@@ -103,16 +109,7 @@ def selection_for(
     """
     if used is None:
         return select_content(content, doc, on=on, preview=preview)
-    if isinstance(used, ContentSet):
-        selection = used.select(doc)
-    else:
-        selection = used
-        if selection.invoice_id not in (None, doc.invoice_id):
-            raise ValueError(
-                f"the content selection passed for invoice {doc.invoice_id} was made for "
-                f"invoice {selection.invoice_id}; pass the batch's ContentSet "
-                "(resolve_content()) so each invoice gets its own"
-            )
+    selection = selection_of(doc, used)
     for entry in selection.entries():
         content.verify(entry)
     return selection
