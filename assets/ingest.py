@@ -4,11 +4,10 @@
 import dagster as dg
 
 from orchestration.resources import Q2CSettings
+from q2c.settings import load_settings
 from q2c.sources.landing import blocking_failures, load_source
-from q2c.sources.schema import RAW_TABLES, SOURCES
+from q2c.sources.schema import CATALOG, tables_of
 from q2c.warehouse import connect
-
-_SOURCE_TITLES = {"salesforce": "Salesforce (CRM)", "quickbooks": "QuickBooks Online (ERP)"}
 
 
 def raw_asset_key(source: str, table: str) -> dg.AssetKey:
@@ -23,14 +22,13 @@ def _raw_specs(source: str) -> list[dg.AssetSpec]:
             group_name="ingest",
             kinds={"csv", "duckdb"},
             description=(
-                f"The `{table.name}` table of {_SOURCE_TITLES[source]} as landed, every value "
+                f"The `{table.name}` table of {CATALOG[source].title} as landed, every value "
                 f"as text. Key: {', '.join(table.key)}. Rows without a key, with the wrong "
                 "number of fields or duplicated are quarantined in q2c_ops.quarantine."
             ),
             metadata={"dagster/table_name": f"raw_{source}.{table.name}"},
         )
-        for table in RAW_TABLES
-        if table.source == source
+        for table in tables_of(source)
     ]
 
 
@@ -68,4 +66,9 @@ def _build_source_asset(source: str) -> dg.AssetsDefinition:
     return land
 
 
-raw_assets = [_build_source_asset(source) for source in SOURCES]
+def build_raw_assets(sources: tuple[str, ...]) -> list[dg.AssetsDefinition]:
+    """One landing asset per enabled source (setting `sources`); others stay out of the UI."""
+    return [_build_source_asset(source) for source in sources if tables_of(source)]
+
+
+raw_assets = build_raw_assets(load_settings().sources)

@@ -25,7 +25,7 @@ from dagster_dbt import (
 
 from assets.ingest import raw_asset_key
 from orchestration.dbt_project import q2c_dbt_project
-from orchestration.resources import Q2CSettings, apply_dbt_environment
+from orchestration.resources import Q2CSettings, apply_dbt_environment, dbt_source_vars
 from q2c.warehouse import OPS_SCHEMA, connect
 
 _LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
@@ -132,7 +132,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CS
                label: str):
     settings = q2c.load()
     apply_dbt_environment(settings)
-    dbt_vars = {"as_of_date": settings.run_date.isoformat()}
+    dbt_vars = {"as_of_date": settings.run_date.isoformat(), **dbt_source_vars(settings)}
     target_path = settings.home / "dbt_runs" / f"{context.run_id}-{label}"
     dbt_output = io.StringIO()
     try:

@@ -7,6 +7,7 @@ project is newer than it. That costs one `dbt parse` (a few seconds) only after 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from orchestration.resources import dbt_environment
+from orchestration.resources import dbt_environment, dbt_source_vars
 from q2c.settings import PROJECT_ROOT, load_settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -31,14 +32,23 @@ def _newest_source_mtime(project_dir: Path) -> float:
 
 
 def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
-    """Parse the dbt project when its manifest is missing or older than any project file."""
+    """Parse the dbt project when its manifest is missing, older than any project file, or
+    parsed for another set of enabled sources (a disabled source's models are not in it)."""
     manifest = project_dir / "target" / "manifest.json"
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
+    settings = load_settings()
+    source_vars = json.dumps(dbt_source_vars(settings), sort_keys=True)
+    parsed_for = project_dir / "target" / "q2c_source_vars.json"
+    if (
+        manifest.exists()
+        and manifest.stat().st_mtime >= _newest_source_mtime(project_dir)
+        and parsed_for.exists()
+        and parsed_for.read_text() == source_vars
+    ):
         return manifest
-    env = os.environ | dbt_environment(load_settings())
+    env = os.environ | dbt_environment(settings)
     result = subprocess.run(
         [str(DBT_EXECUTABLE), "parse", "--quiet", "--project-dir", str(project_dir),
-         "--profiles-dir", str(project_dir)],
+         "--profiles-dir", str(project_dir), "--vars", source_vars],
         cwd=project_dir, env=env, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
@@ -46,6 +56,7 @@ def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
             f"`dbt parse` failed in {project_dir}; fix the dbt project and retry:\n"
             f"{result.stdout[-4000:]}{result.stderr[-2000:]}"
         )
+    parsed_for.write_text(source_vars)
     return manifest
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from q2c.settings import Settings, load_settings
+from q2c.sources.schema import SOURCES
 
 
 class Q2CSettings(dg.ConfigurableResource):
@@ -49,6 +50,11 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
         # whose every parent it built, not a relationship test into a model not built yet.
         "DBT_INDIRECT_SELECTION": "cautious",
     }
+
+
+def dbt_source_vars(settings: Settings) -> dict[str, bool]:
+    """One dbt var per source, `q2c_<source>_enabled`: only enabled sources' models build."""
+    return {f"q2c_{name}_enabled": name in settings.sources for name in SOURCES}
 
 
 def apply_dbt_environment(settings: Settings) -> None:

@@ -28,7 +28,8 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from q2c.money import minor_units
-from q2c.sources.schema import RAW_TABLES, RawTable
+from q2c.sources.schema import DEFAULT_TABLES as RAW_TABLES
+from q2c.sources.schema import RawTable
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from q2c.sources.schema import DEFAULT_SOURCES, SOURCES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -78,6 +80,7 @@ class Settings:
     sftp_known_hosts: Path | None = None
     attachments_location: str | None = None
     attachment_rules_file: Path | None = None
+    sources: tuple[str, ...] = DEFAULT_SOURCES
     seller: Seller = field(default_factory=Seller)
 
     @property
@@ -124,6 +127,20 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+
+def _sources(value: object) -> tuple[str, ...]:
+    """The enabled sources: a list in q2c.yaml or a comma-separated `Q2C_SOURCES`."""
+    if value is None or value == "":
+        return DEFAULT_SOURCES
+    names = value.split(",") if isinstance(value, str) else list(value)
+    chosen = tuple(dict.fromkeys(str(n).strip().lower() for n in names if str(n).strip()))
+    unknown = [name for name in chosen if name not in SOURCES]
+    if unknown:
+        raise ConfigError(
+            f"sources: unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}"
+        )
+    return chosen
 
 
 def _env(name: str, config: dict, key: str, default: object) -> object:
@@ -249,7 +266,7 @@ CONFIG_KEYS = frozenset("""
     ses_region ses_endpoint_url ses_configuration_set ses_bounce_queue_url s3_endpoint_url
     bounce_maildir deliver_from delivery_lookback_days delivery_policy review_policy seller
     attachments attachment_rules
-    x12_partners edi_inbound sftp_key_file sftp_known_hosts
+    x12_partners edi_inbound sftp_key_file sftp_known_hosts sources
 """.split())
 
 
@@ -348,6 +365,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
         sftp_known_hosts=_optional_path(
             _env("Q2C_SFTP_KNOWN_HOSTS", config, "sftp_known_hosts", None)
         ),
+        sources=_sources(_env("Q2C_SOURCES", config, "sources", None)),
         attachments_location=_optional_text(
             _env("Q2C_ATTACHMENTS", config, "attachments", None)
         ),

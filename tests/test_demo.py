@@ -14,7 +14,7 @@ import pytest
 
 from q2c import demo
 from q2c.money import is_iso_currency, minor_units
-from q2c.sources.schema import RAW_TABLES
+from q2c.sources.schema import DEFAULT_TABLES as RAW_TABLES
 
 AS_OF = dt.date(2026, 3, 15)
 SEED = 20260315

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from q2c.sources.landing import load_source, source_folder
-from q2c.sources.schema import RAW_TABLES, raw_table
+from q2c.sources.schema import DEFAULT_SOURCES, RAW_TABLES, SOURCES, raw_table
 from q2c.warehouse import connect
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -161,7 +161,9 @@ def test_headers_written_with_spaces_or_capitals_map_to_the_contract(tmp_path, w
 
 def test_a_landing_folder_of_fivetran_exports_is_found_by_its_name():
     assert source_folder(SHARED_DATA, "salesforce") == SHARED_DATA / "fivetran-salesforce"
-    assert {t.source for t in RAW_TABLES} == {"salesforce", "quickbooks"}
+    assert source_folder(SHARED_DATA, "stripe") == SHARED_DATA / "fivetran-stripe"
+    assert {t.source for t in RAW_TABLES} <= set(SOURCES)
+    assert set(DEFAULT_SOURCES) == {"salesforce", "quickbooks"}
 
 
 def test_a_warehouse_held_by_another_process_gives_a_clear_error(tmp_path):

@@ -1,28 +1,28 @@
 {#- Keeps the candidate pairs of one matching step that are one-to-one: a CRM account with
-    several ERP candidates (or the reverse) keeps only its lowest id, and a pair survives only
-    when it is first on both sides, so an ambiguous name never claims two customers. -#}
+    several ERP candidates (or the reverse) keeps none of them, so an ambiguous match never
+    claims a customer; the account stays unmatched and goes to mart_account_match_review. -#}
 {% macro q2c_one_to_one(candidates) -%}
+    {{ return(adapter.dispatch('q2c_one_to_one', 'q2c')(candidates)) }}
+{%- endmacro %}
+
+{% macro default__q2c_one_to_one(candidates) -%}
     select
-        crm_account_id,
-        erp_customer_id,
+        crm_ref,
+        erp_ref,
         match_method
 
     from (
 
         select
-            crm_account_id,
-            erp_customer_id,
+            crm_ref,
+            erp_ref,
             match_method,
-            row_number() over (
-                partition by crm_account_id order by erp_customer_id
-            ) as crm_rank,
-            row_number() over (
-                partition by erp_customer_id order by crm_account_id
-            ) as erp_rank
+            count(*) over (partition by crm_ref) as crm_candidates,
+            count(*) over (partition by erp_ref) as erp_candidates
 
         from {{ candidates }}
 
-    ) as ranked
+    ) as counted
 
-    where crm_rank = 1 and erp_rank = 1
+    where crm_candidates = 1 and erp_candidates = 1
 {%- endmacro %}

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from q2c.sources.schema import RAW_TABLES, RawTable
+from q2c.sources.schema import RawTable, tables_of
 from q2c.warehouse import OPS_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ def load_source(
 ) -> list[TableLoad]:
     """Load every raw table of one source from the landing folder and report what happened."""
     folder = source_folder(Path(landing_dir), source)
-    loads = [load_table(conn, folder, t) for t in RAW_TABLES if t.source == source]
+    loads = [load_table(conn, folder, t) for t in tables_of(source)]
     record_loads(conn, loads, run_id)
     for load in loads:
         log.info(

@@ -1,7 +1,10 @@
 {#- Matches each CRM account to at most one ERP customer, in three steps that each take
     only what the earlier steps left: the external id (account_number = customer id), then
-    the VAT / tax id, then the normalized company name together with the web domain.
-    Whatever stays unmatched is kept on its own as crm_only or erp_only. -#}
+    the VAT / tax id, then the normalized company name together with the web domain. A step
+    never picks among several candidates: an ambiguous account stays unmatched. Whatever
+    stays unmatched is kept on its own as crm_only or erp_only and listed for review in
+    mart_account_match_review. Accounts and customers are qualified by their system
+    (crm_ref, erp_ref), so several CRMs and ERPs can be matched at once. -#}
 with
 
 crm_accounts as (
@@ -19,8 +22,8 @@ erp_customers as (
 external_id_candidates as (
 
     select
-        crm_accounts.crm_account_id,
-        erp_customers.erp_customer_id,
+        crm_accounts.crm_ref,
+        erp_customers.erp_ref,
         'external_id' as match_method
 
     from crm_accounts
@@ -39,8 +42,8 @@ external_id_matches as (
 tax_id_candidates as (
 
     select
-        crm_accounts.crm_account_id,
-        erp_customers.erp_customer_id,
+        crm_accounts.crm_ref,
+        erp_customers.erp_ref,
         'tax_id' as match_method
 
     from crm_accounts
@@ -50,11 +53,11 @@ tax_id_candidates as (
 
     where not exists (
             select 1 from external_id_matches as matched
-            where matched.crm_account_id = crm_accounts.crm_account_id
+            where matched.crm_ref = crm_accounts.crm_ref
         )
         and not exists (
             select 1 from external_id_matches as matched
-            where matched.erp_customer_id = erp_customers.erp_customer_id
+            where matched.erp_ref = erp_customers.erp_ref
         )
 
 ),
@@ -76,8 +79,8 @@ matched_before_name as (
 name_domain_candidates as (
 
     select distinct
-        crm_accounts.crm_account_id,
-        erp_customers.erp_customer_id,
+        crm_accounts.crm_ref,
+        erp_customers.erp_ref,
         'name_domain' as match_method
 
     from crm_accounts
@@ -91,11 +94,11 @@ name_domain_candidates as (
 
     where not exists (
             select 1 from matched_before_name as matched
-            where matched.crm_account_id = crm_accounts.crm_account_id
+            where matched.crm_ref = crm_accounts.crm_ref
         )
         and not exists (
             select 1 from matched_before_name as matched
-            where matched.erp_customer_id = erp_customers.erp_customer_id
+            where matched.erp_ref = erp_customers.erp_ref
         )
 
 ),
@@ -117,15 +120,15 @@ matches as (
 crm_only as (
 
     select
-        crm_accounts.crm_account_id,
-        cast(null as {{ dbt.type_string() }}) as erp_customer_id,
+        crm_accounts.crm_ref,
+        cast(null as {{ dbt.type_string() }}) as erp_ref,
         'crm_only' as match_method
 
     from crm_accounts
 
     where not exists (
         select 1 from matches
-        where matches.crm_account_id = crm_accounts.crm_account_id
+        where matches.crm_ref = crm_accounts.crm_ref
     )
 
 ),
@@ -133,15 +136,15 @@ crm_only as (
 erp_only as (
 
     select
-        cast(null as {{ dbt.type_string() }}) as crm_account_id,
-        erp_customers.erp_customer_id,
+        cast(null as {{ dbt.type_string() }}) as crm_ref,
+        erp_customers.erp_ref,
         'erp_only' as match_method
 
     from erp_customers
 
     where not exists (
         select 1 from matches
-        where matches.erp_customer_id = erp_customers.erp_customer_id
+        where matches.erp_ref = erp_customers.erp_ref
     )
 
 ),
@@ -162,15 +165,27 @@ final as (
 
     select
         case
-            when erp_customer_id is not null
-                then {{ q2c_surrogate_key(["'quickbooks'", 'erp_customer_id']) }}
-            else {{ q2c_surrogate_key(["'salesforce'", 'crm_account_id']) }}
+            when crosswalk.erp_ref is not null
+                then {{ q2c_surrogate_key(['erp_customers.erp_source_system',
+                                           'erp_customers.erp_customer_id']) }}
+            else {{ q2c_surrogate_key(['crm_accounts.crm_source_system',
+                                       'crm_accounts.crm_account_id']) }}
         end as account_key,
-        crm_account_id,
-        erp_customer_id,
-        match_method
+        crosswalk.crm_ref,
+        crosswalk.erp_ref,
+        crm_accounts.crm_source_system,
+        crm_accounts.crm_account_id,
+        erp_customers.erp_source_system,
+        erp_customers.erp_customer_id,
+        crosswalk.match_method
 
     from crosswalk
+
+    left join crm_accounts
+        on crosswalk.crm_ref = crm_accounts.crm_ref
+
+    left join erp_customers
+        on crosswalk.erp_ref = erp_customers.erp_ref
 
 )
 

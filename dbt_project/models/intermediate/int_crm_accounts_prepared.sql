@@ -4,13 +4,13 @@ with
 
 accounts as (
 
-    select * from {{ ref('stg_salesforce__accounts') }}
+    select * from {{ ref('int_crm_accounts') }}
 
 ),
 
 contacts as (
 
-    select * from {{ ref('stg_salesforce__contacts') }}
+    select * from {{ ref('int_crm_contacts') }}
 
 ),
 
@@ -25,12 +25,13 @@ country_aliases as (
 ranked_contacts as (
 
     select
+        source_system,
         account_id,
         contact_name,
         email,
         has_opted_out_of_email,
         row_number() over (
-            partition by account_id
+            partition by source_system, account_id
             order by
                 coalesce(is_billing_contact, false) desc,
                 created_at asc nulls last,
@@ -54,7 +55,11 @@ billing_contacts as (
 final as (
 
     select
+        accounts.source_system as crm_source_system,
         accounts.account_id as crm_account_id,
+        {{ dbt.concat(['accounts.source_system', "':'", 'accounts.account_id']) }}
+            as crm_ref,
+        accounts.owner_id,
         accounts.account_number,
         accounts.parent_account_id,
         accounts.account_name,
@@ -62,7 +67,7 @@ final as (
         accounts.currency_code,
         accounts.vat_number,
         case
-            when regexp_matches(accounts.preferred_language, '^[a-z]{2}$')
+            when {{ q2c_regex_full_match('accounts.preferred_language', '[a-z]{2}') }}
                 then accounts.preferred_language
         end as preferred_language,
         coalesce(
@@ -97,7 +102,8 @@ final as (
     from accounts
 
     left join billing_contacts
-        on accounts.account_id = billing_contacts.account_id
+        on accounts.source_system = billing_contacts.source_system
+        and accounts.account_id = billing_contacts.account_id
 
     left join country_aliases as code_alias
         on lower(trim(accounts.billing_country_code)) = code_alias.alias

@@ -1,22 +1,11 @@
-{#- ERP customers with their bill address, payment term and the normalized name, tax id
-    and web domain used to match them to CRM accounts. -#}
+{#- ERP customers of every enabled ERP with a clean country code and the normalized name,
+    tax id and web domain used to match them to CRM accounts. `erp_ref` is the customer id
+    qualified by its system, since two ERPs may use the same ids. -#}
 with
 
 customers as (
 
-    select * from {{ ref('stg_quickbooks__customers') }}
-
-),
-
-addresses as (
-
-    select * from {{ ref('stg_quickbooks__addresses') }}
-
-),
-
-terms as (
-
-    select * from {{ ref('stg_quickbooks__terms') }}
+    select * from {{ ref('int_erp_customers') }}
 
 ),
 
@@ -29,7 +18,10 @@ country_aliases as (
 final as (
 
     select
+        customers.source_system as erp_source_system,
         customers.customer_id as erp_customer_id,
+        {{ dbt.concat(['customers.source_system', "':'", 'customers.customer_id']) }}
+            as erp_ref,
         customers.parent_customer_id,
         coalesce(customers.company_name, customers.display_name) as customer_name,
         customers.display_name,
@@ -37,20 +29,18 @@ final as (
         customers.email,
         customers.tax_id,
         customers.preferred_delivery_method,
-        nullif(
-            trim(concat_ws(' ', customers.given_name, customers.family_name)),
-            ''
-        ) as contact_name,
-        addresses.address_id is not null as has_billing_address,
-        nullif(
-            trim(concat_ws(', ', addresses.line_1, addresses.line_2)),
-            ''
-        ) as billing_street,
-        addresses.city as billing_city,
-        addresses.postal_code as billing_postal_code,
-        addresses.region as billing_region,
-        {{ q2c_country_code('addresses.country', 'country_alias') }} as country_code,
-        terms.due_days as payment_term_days,
+        customers.contact_name,
+        coalesce(
+            customers.billing_street,
+            customers.billing_city,
+            customers.billing_postal_code
+        ) is not null as has_billing_address,
+        customers.billing_street,
+        customers.billing_city,
+        customers.billing_postal_code,
+        customers.billing_region,
+        {{ q2c_country_code('customers.billing_country', 'country_alias') }} as country_code,
+        customers.payment_term_days,
         {{ q2c_normalize_name('customers.company_name') }} as company_name_normalized,
         {{ q2c_normalize_name('customers.display_name') }} as display_name_normalized,
         {{ q2c_normalize_tax_id('customers.tax_id') }} as tax_id_normalized,
@@ -64,14 +54,8 @@ final as (
 
     from customers
 
-    left join addresses
-        on customers.bill_address_id = addresses.address_id
-
-    left join terms
-        on customers.sales_term_id = terms.term_id
-
     left join country_aliases as country_alias
-        on lower(addresses.country) = country_alias.alias
+        on lower(trim(customers.billing_country)) = country_alias.alias
 
 )
 

@@ -1,5 +1,6 @@
-{#- What has been applied to each invoice: cash paid and credit notes applied, kept apart
-    because a credited invoice is settled but was never paid. -#}
+{#- What has been applied to each invoice: cash paid (less refunds and chargebacks) and
+    credit notes applied, kept apart because a credited invoice is settled but was never
+    paid. Gateway fees are the seller's cost and do not settle anything. -#}
 with
 
 allocations as (
@@ -11,9 +12,13 @@ allocations as (
 final as (
 
     select
+        source_system,
         invoice_id,
         cast(coalesce(sum(
-            case when allocation_type = 'payment' then amount end
+            case
+                when allocation_type = 'payment' then amount
+                when allocation_type in ('refund', 'chargeback') then -abs(amount)
+            end
         ), 0) as decimal(20, 4)) as paid_amount,
         cast(coalesce(sum(
             case when allocation_type = 'credit_note' then amount end
@@ -23,7 +28,10 @@ final as (
 
     from allocations
 
-    group by invoice_id
+    where invoice_id is not null
+        and allocation_type <> 'fee'
+
+    group by source_system, invoice_id
 
 )
 

@@ -1,10 +1,10 @@
-{#- Invoice numbers under an open billing dispute: a Salesforce case of type 'Billing
-    Dispute' that is not closed and names the invoice in invoice_number_c. -#}
+{#- Invoice numbers under an open billing dispute: a CRM interaction that contests an
+    invoice (a Salesforce 'Billing Dispute' case, a HubSpot dispute ticket), not closed. -#}
 with
 
-cases as (
+interactions as (
 
-    select * from {{ ref('stg_salesforce__cases') }}
+    select * from {{ ref('int_crm_interactions') }}
 
 ),
 
@@ -15,9 +15,9 @@ final as (
         count(*) as open_dispute_count,
         min(created_at) as first_disputed_at
 
-    from cases
+    from interactions
 
-    where lower(case_type) = 'billing dispute'
+    where is_dispute
         and not coalesce(is_closed, false)
         and invoice_number is not null
 

@@ -1,64 +1,58 @@
-{#- Every payment line that applies an amount to an invoice, classified. A payment whose
-    total is 0 and that also carries a credit memo line is how QuickBooks applies a credit
-    memo: its invoice amounts are credited, not paid. Lines of deleted or missing payments
-    are dropped, since their date and currency are unknown. -#}
+{#- Every amount a payment applies to an invoice of its own system, classified. The kind a
+    source states wins; otherwise a line naming a credit note applies that credit and any
+    other line is a payment. A line that names only an invoice number is resolved to the
+    invoice with that number in the same system. Lines of deleted or missing payments are
+    dropped, since their date and currency are unknown. -#}
 with
+
+allocations as (
+
+    select * from {{ ref('int_erp_payment_allocations') }}
+
+),
 
 payments as (
 
-    select * from {{ ref('stg_quickbooks__payments') }}
+    select * from {{ ref('int_erp_payments') }}
 
 ),
 
-payment_lines as (
+invoices as (
 
-    select * from {{ ref('stg_quickbooks__payment_lines') }}
-
-),
-
-credit_memo_lines as (
-
-    select
-        payment_id,
-        min(credit_memo_id) as credit_memo_id,
-        count(distinct credit_memo_id) as credit_memo_count
-
-    from payment_lines
-
-    where credit_memo_id is not null
-
-    group by payment_id
+    select * from {{ ref('int_erp_invoices_all') }}
 
 ),
 
 final as (
 
     select
-        payment_lines.payment_id,
-        payment_lines.line_index,
-        payment_lines.invoice_id,
-        case
-            when payments.total_amount = 0 and credit_memo_lines.payment_id is not null
-                then credit_memo_lines.credit_memo_id
-        end as credit_memo_id,
-        case
-            when payments.total_amount = 0 and credit_memo_lines.payment_id is not null
-                then 'credit_note'
-            else 'payment'
-        end as allocation_type,
-        payments.payment_date as allocation_date,
+        allocations.source_system,
+        allocations.payment_id,
+        allocations.line_index,
+        coalesce(allocations.invoice_id, invoices.invoice_id) as invoice_id,
+        allocations.credit_note_id,
+        coalesce(
+            allocations.allocation_kind,
+            case when allocations.credit_note_id is not null then 'credit_note' end,
+            'payment'
+        ) as allocation_type,
+        coalesce(allocations.allocation_date, payments.payment_date) as allocation_date,
         payments.currency_code,
-        payment_lines.amount
+        allocations.amount
 
-    from payment_lines
+    from allocations
 
     inner join payments
-        on payment_lines.payment_id = payments.payment_id
+        on allocations.source_system = payments.source_system
+        and allocations.payment_id = payments.payment_id
 
-    left join credit_memo_lines
-        on payment_lines.payment_id = credit_memo_lines.payment_id
+    left join invoices
+        on allocations.invoice_id is null
+        and allocations.source_system = invoices.source_system
+        and allocations.invoice_number = invoices.invoice_number
 
-    where payment_lines.invoice_id is not null
+    where coalesce(allocations.invoice_id, invoices.invoice_id) is not null
+        or allocations.allocation_kind = 'fee'
 
 )
 

@@ -30,13 +30,23 @@ language_defaults as (
 
 ),
 
+crm_users as (
+
+    select * from {{ ref('int_crm_users') }}
+
+),
+
 joined as (
 
     select
         crosswalk.account_key,
+        crosswalk.crm_source_system,
         crosswalk.crm_account_id,
+        crosswalk.erp_source_system,
         crosswalk.erp_customer_id,
         crosswalk.match_method,
+        crm_users.user_name as owner_name,
+        crm_users.email as owner_email,
         coalesce(crm_accounts.account_name, erp_customers.customer_name) as account_name,
         coalesce(crm_parent.account_key, erp_parent.account_key) as parent_account_key,
         crm_accounts.segment,
@@ -72,16 +82,22 @@ joined as (
     from crosswalk
 
     left join crm_accounts
-        on crosswalk.crm_account_id = crm_accounts.crm_account_id
+        on crosswalk.crm_ref = crm_accounts.crm_ref
 
     left join erp_customers
-        on crosswalk.erp_customer_id = erp_customers.erp_customer_id
+        on crosswalk.erp_ref = erp_customers.erp_ref
 
     left join crosswalk as crm_parent
-        on crm_accounts.parent_account_id = crm_parent.crm_account_id
+        on crm_accounts.crm_source_system = crm_parent.crm_source_system
+        and crm_accounts.parent_account_id = crm_parent.crm_account_id
 
     left join crosswalk as erp_parent
-        on erp_customers.parent_customer_id = erp_parent.erp_customer_id
+        on erp_customers.erp_source_system = erp_parent.erp_source_system
+        and erp_customers.parent_customer_id = erp_parent.erp_customer_id
+
+    left join crm_users
+        on crm_accounts.crm_source_system = crm_users.source_system
+        and crm_accounts.owner_id = crm_users.user_id
 
 ),
 
@@ -116,11 +132,17 @@ final as (
 
     select
         account_key,
+        coalesce(erp_source_system, crm_source_system) as source_system,
+        coalesce(erp_customer_id, crm_account_id) as source_id,
+        crm_source_system,
         crm_account_id,
+        erp_source_system,
         erp_customer_id,
         match_method,
         account_name,
         parent_account_key,
+        owner_name,
+        owner_email,
         segment,
         country_code,
         language,
@@ -147,14 +169,52 @@ final as (
         email_consent,
         payment_term_days,
         case
-            when crm_account_id is not null and erp_customer_id is not null
-                then 'salesforce,quickbooks'
-            when crm_account_id is not null then 'salesforce'
-            else 'quickbooks'
+            when crm_source_system is not null and erp_source_system is not null
+                then {{ dbt.concat(['crm_source_system', "','", 'erp_source_system']) }}
+            else coalesce(crm_source_system, erp_source_system)
         end as source_systems
 
     from localized
 
+),
+
+{#- The top of each account's hierarchy, followed up to five levels; deeper chains (and
+    cycles, which a CRM should not allow) stop at the fifth parent. -#}
+hierarchy as (
+
+    select
+        final.*,
+        coalesce(
+            level_5.account_key, level_4.account_key, level_3.account_key,
+            level_2.account_key, level_1.account_key, final.account_key
+        ) as ultimate_parent_account_key,
+        case
+            when level_1.account_key is null then 0
+            when level_2.account_key is null then 1
+            when level_3.account_key is null then 2
+            when level_4.account_key is null then 3
+            when level_5.account_key is null then 4
+            else 5
+        end as hierarchy_depth
+
+    from final
+
+    left join final as level_1
+        on final.parent_account_key = level_1.account_key
+        and final.parent_account_key <> final.account_key
+
+    left join final as level_2
+        on level_1.parent_account_key = level_2.account_key
+
+    left join final as level_3
+        on level_2.parent_account_key = level_3.account_key
+
+    left join final as level_4
+        on level_3.parent_account_key = level_4.account_key
+
+    left join final as level_5
+        on level_4.parent_account_key = level_5.account_key
+
 )
 
-select * from final
+select * from hierarchy

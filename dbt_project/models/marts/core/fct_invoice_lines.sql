@@ -1,60 +1,53 @@
-{#- Only lines that carry money into the invoice total: sales lines and discounts.
-    Subtotal, group and description lines are layout, not amounts. -#}
+{#- Only lines that carry money into the invoice total: items, shipping and discounts (a
+    discount always negative here, whatever sign its source stores). Subtotal and other
+    lines are layout, not amounts. -#}
 with
 
 invoice_lines as (
 
-    select * from {{ ref('stg_quickbooks__invoice_lines') }}
+    select * from {{ ref('int_erp_invoice_lines') }}
 
 ),
 
 invoices as (
 
-    select * from {{ ref('stg_quickbooks__invoices') }}
-
-),
-
-items as (
-
-    select * from {{ ref('stg_quickbooks__items') }}
+    select * from {{ ref('int_erp_invoices') }}
 
 ),
 
 final as (
 
     select
-        {{ q2c_surrogate_key(["'quickbooks'", 'invoice_lines.invoice_id',
+        {{ q2c_surrogate_key(['invoice_lines.source_system', 'invoice_lines.invoice_id',
             'invoice_lines.line_index']) }} as invoice_line_key,
-        {{ q2c_surrogate_key(["'quickbooks'", 'invoice_lines.invoice_id']) }}
+        {{ q2c_surrogate_key(['invoice_lines.source_system', 'invoice_lines.invoice_id']) }}
             as invoice_key,
+        invoice_lines.source_system,
+        {{ dbt.concat(['invoice_lines.invoice_id', "'#'",
+                       dbt.safe_cast('invoice_lines.line_index', dbt.type_string())]) }}
+            as source_id,
         invoice_lines.invoice_id,
         invoice_lines.line_index,
-        case invoice_lines.detail_type
-            when 'SalesItemLineDetail' then 'item'
-            when 'DiscountLineDetail' then 'discount'
-        end as line_type,
+        invoice_lines.line_type,
         invoice_lines.item_id,
-        items.item_name,
+        invoice_lines.item_name,
         invoice_lines.description,
         invoice_lines.quantity,
         invoice_lines.unit_price,
         case
-            when invoice_lines.detail_type = 'DiscountLineDetail'
-                then -invoice_lines.amount
+            when invoice_lines.line_type = 'discount' then -abs(invoice_lines.amount)
             else invoice_lines.amount
         end as amount,
-        invoice_lines.tax_code_id as tax_code,
+        invoice_lines.tax_code,
         invoices.currency_code as currency
 
     from invoice_lines
 
     inner join invoices
-        on invoice_lines.invoice_id = invoices.invoice_id
+        on invoice_lines.source_system = invoices.source_system
+        and invoice_lines.invoice_id = invoices.invoice_id
 
-    left join items
-        on invoice_lines.item_id = items.item_id
-
-    where invoice_lines.detail_type in ('SalesItemLineDetail', 'DiscountLineDetail')
+    where invoice_lines.line_type in ('item', 'shipping', 'discount')
 
 )
 

@@ -2,7 +2,7 @@ with
 
 invoices as (
 
-    select * from {{ ref('stg_quickbooks__invoices') }}
+    select * from {{ ref('int_erp_invoices') }}
 
 ),
 
@@ -36,6 +36,12 @@ currencies as (
 
 ),
 
+fx_rates as (
+
+    select * from {{ ref('int_fx_rates_daily') }}
+
+),
+
 joined as (
 
     select
@@ -48,24 +54,34 @@ joined as (
         coalesce(allocations_summed.paid_amount, 0) as paid_amount,
         coalesce(allocations_summed.credited_amount, 0) as credited_amount,
         disputes.invoice_number is not null as is_disputed,
+        {{ q2c_reporting_rate('invoices.currency_code', 'invoices.exchange_rate',
+                              'fx_rates.rate') }} as reporting_rate,
         {{ q2c_as_of_date() }} as as_of_date
 
     from invoices
 
     left join accounts
-        on invoices.customer_id = accounts.erp_customer_id
+        on invoices.source_system = accounts.erp_source_system
+        and invoices.customer_id = accounts.erp_customer_id
 
     left join lines_summed
-        on invoices.invoice_id = lines_summed.invoice_id
+        on invoices.source_system = lines_summed.source_system
+        and invoices.invoice_id = lines_summed.invoice_id
 
     left join allocations_summed
-        on invoices.invoice_id = allocations_summed.invoice_id
+        on invoices.source_system = allocations_summed.source_system
+        and invoices.invoice_id = allocations_summed.invoice_id
 
     left join disputes
         on invoices.invoice_number = disputes.invoice_number
 
     left join currencies
         on invoices.currency_code = currencies.currency_code
+
+    left join fx_rates
+        on invoices.currency_code = fx_rates.currency
+        and invoices.issue_date >= fx_rates.valid_from
+        and invoices.issue_date < fx_rates.valid_to
 
 ),
 
@@ -90,13 +106,16 @@ computed as (
 final as (
 
     select
-        {{ q2c_surrogate_key(["'quickbooks'", 'invoice_id']) }} as invoice_key,
+        {{ q2c_surrogate_key(['source_system', 'invoice_id']) }} as invoice_key,
         invoice_id,
-        'quickbooks' as source_system,
+        source_system,
+        invoice_id as source_id,
         invoice_number,
         account_key,
         customer_id as erp_customer_id,
         crm_opportunity_id,
+        order_id,
+        po_number,
         issue_date,
         due_date,
         currency_code as currency,
@@ -114,6 +133,10 @@ final as (
             coalesce(home_total_amount, total_amount * coalesce(exchange_rate, 1))
             as decimal(20, 4)
         ) as total_amount_home,
+        cast('{{ var("reporting_currency") }}' as {{ dbt.type_string() }}) as reporting_currency,
+        reporting_rate,
+        cast(total_amount * reporting_rate as decimal(20, 4)) as total_amount_reporting,
+        cast(open_amount * reporting_rate as decimal(20, 4)) as open_amount_reporting,
         case
             when open_amount <= 0 and credited_amount > 0 and paid_amount = 0
                 then 'credited'

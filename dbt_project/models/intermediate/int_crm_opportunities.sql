@@ -1,0 +1,1 @@
+{{ q2c_union_conformed('crm_opportunities') }}

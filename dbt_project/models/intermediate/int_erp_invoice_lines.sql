@@ -1,0 +1,1 @@
+{{ q2c_union_conformed('erp_invoice_lines') }}

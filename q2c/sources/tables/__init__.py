@@ -1,0 +1,1 @@
+"""The raw tables of every source q2c reads, one module per source."""

@@ -1,0 +1,5 @@
+"""Raw tables of the netsuite source (filled in by its connector module)."""
+
+from q2c.sources.raw_table import RawTable
+
+TABLES: tuple[RawTable, ...] = ()
