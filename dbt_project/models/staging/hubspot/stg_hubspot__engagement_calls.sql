@@ -1,0 +1,45 @@
+with
+
+source as (
+
+    select * from {{ source('hubspot', 'engagement_call') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        trim(engagement_id) as engagement_id,
+        nullif(trim(property_hubspot_owner_id), '') as owner_id,
+
+        ---------- text
+        lower(trim("type")) as engagement_type,
+        property_hs_call_title as title,
+        upper(trim(property_hs_call_status)) as call_status,
+        upper(trim(property_hs_call_direction)) as call_direction,
+
+        ---------- booleans
+        coalesce({{ q2c_parse_bool('_fivetran_deleted') }}, false) as is_deleted,
+
+        ---------- timestamps
+        {{ q2c_parse_timestamp('property_hs_createdate') }} as created_at,
+        {{ q2c_parse_timestamp('property_hs_timestamp') }} as occurred_at,
+        {{ q2c_parse_timestamp('_fivetran_synced') }} as synced_at,
+
+        ---------- lineage
+        _q2c_source_file,
+        _q2c_source_row
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+    where not is_deleted
+
+)
+
+select * from final

@@ -1,0 +1,30 @@
+with
+
+source as (
+
+    select * from {{ source('hubspot', 'ticket_engagement') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        trim(ticket_id) as ticket_id,
+        trim(engagement_id) as engagement_id,
+
+        ---------- text
+        category as association_category,
+
+        ---------- timestamps
+        {{ q2c_parse_timestamp('_fivetran_synced') }} as synced_at,
+
+        ---------- lineage
+        _q2c_source_file,
+        _q2c_source_row
+
+    from source
+
+)
+
+select * from renamed
