@@ -23,11 +23,18 @@ invoices as (
 
 ),
 
+credit_notes as (
+
+    select * from {{ ref('int_erp_credit_notes') }}
+
+),
+
 final as (
 
     select
         allocations.source_system,
         allocations.payment_id,
+        payments.payment_id is not null as has_payment,
         allocations.line_index,
         coalesce(allocations.invoice_id, invoices.invoice_id) as invoice_id,
         allocations.credit_note_id,
@@ -37,22 +44,32 @@ final as (
             'payment'
         ) as allocation_type,
         coalesce(allocations.allocation_date, payments.payment_date) as allocation_date,
-        payments.currency_code,
+        coalesce(payments.currency_code, credit_notes.currency_code) as currency_code,
         allocations.amount
 
     from allocations
 
-    inner join payments
+    left join payments
         on allocations.source_system = payments.source_system
         and allocations.payment_id = payments.payment_id
+
+    left join credit_notes
+        on allocations.source_system = credit_notes.source_system
+        and allocations.credit_note_id = credit_notes.credit_note_id
 
     left join invoices
         on allocations.invoice_id is null
         and allocations.source_system = invoices.source_system
         and allocations.invoice_number = invoices.invoice_number
 
-    where coalesce(allocations.invoice_id, invoices.invoice_id) is not null
-        or allocations.allocation_kind = 'fee'
+    where (
+            payments.payment_id is not null
+            or (allocations.credit_note_id is not null and credit_notes.credit_note_id is not null)
+        )
+        and (
+            coalesce(allocations.invoice_id, invoices.invoice_id) is not null
+            or allocations.allocation_kind = 'fee'
+        )
 
 )
 

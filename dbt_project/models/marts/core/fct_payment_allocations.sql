@@ -14,7 +14,9 @@ final as (
         source_system,
         {{ dbt.concat(['payment_id', "'#'",
                        dbt.safe_cast('line_index', dbt.type_string())]) }} as source_id,
-        {{ q2c_surrogate_key(['source_system', 'payment_id']) }} as payment_key,
+        case
+            when has_payment then {{ q2c_surrogate_key(['source_system', 'payment_id']) }}
+        end as payment_key,
         case
             when invoice_id is not null
                 then {{ q2c_surrogate_key(['source_system', 'invoice_id']) }}
