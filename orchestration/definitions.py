@@ -17,6 +17,7 @@ from assets.transform import q2c_dbt_models, q2c_delivery_marts
 from orchestration.dbt_project import DBT_EXECUTABLE, q2c_dbt_project
 from orchestration.jobs import nightly_job, nightly_schedule
 from orchestration.resources import Q2CSettings
+from orchestration.sensors import ingest_drops_job, landing_file_sensor
 
 _OWNERS_BY_GROUP = {
     "ingest": ["team:data-platform"],
@@ -41,8 +42,9 @@ python_assets = dg.map_asset_specs(
 defs = dg.Definitions(
     assets=[*python_assets, q2c_dbt_models, q2c_delivery_marts],
     asset_checks=quality_checks,
-    jobs=[nightly_job],
+    jobs=[nightly_job, ingest_drops_job],
     schedules=[nightly_schedule],
+    sensors=[landing_file_sensor],
     resources={
         "q2c": Q2CSettings(),
         "dbt": DbtCliResource(
