@@ -33,7 +33,8 @@ _LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
 # q2c's own records that dbt reads after delivery, keyed like the tables the delivery
 # assets export them to (`q2c_ops.<table>`).
 OPS_SOURCES = {"q2c_delivery", "q2c_review"}
-DELIVERY_MARTS = "path:models/marts/delivery"
+# The delivery marts and their reporting views are built after the outbox has run.
+DELIVERY_MARTS = "path:models/marts/delivery path:models/reporting/delivery"
 DBT_RUNS_KEPT = 10
 _PREVIEW_MODELS = {
     "kpi_ar_aging", "kpi_dso_monthly", "dim_accounts", "fct_invoices", "fct_deliveries",
@@ -52,7 +53,8 @@ class Q2CDbtTranslator(DagsterDbtTranslator):
                 return dg.AssetKey([OPS_SCHEMA, dbt_resource_props["name"]])
             return raw_asset_key(source, dbt_resource_props["name"])
         schema = dbt_resource_props.get("config", {}).get("schema") or "main"
-        return dg.AssetKey([schema, dbt_resource_props["name"]])
+        name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        return dg.AssetKey([schema, name])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "seed":

@@ -553,6 +553,127 @@ def _add_content_parser(commands: argparse._SubParsersAction) -> None:
     content.set_defaults(func=_cmd_content)
 
 
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    """Copy the raw layer to the Postgres warehouse, or set up its read-only BI role."""
+    import psycopg2
+
+    from q2c.warehouse import WarehouseBusyError
+    from q2c.warehouse_postgres import PostgresTarget, PostgresWarehouseError
+
+    try:
+        target = PostgresTarget.from_env()
+        if args.warehouse_command == "push-postgres":
+            return _push_postgres(target)
+        return _grant_bi_role(target, args.role, args.password_env)
+    except (PostgresWarehouseError, WarehouseBusyError) as exc:
+        print(f"q2c warehouse: {exc}", file=sys.stderr)
+        return 1
+    except psycopg2.Error as exc:
+        print(f"q2c warehouse: Postgres refused ({type(exc).__name__}): {str(exc).strip()}; "
+              f"check that {target.user} may do this in {target.dbname}", file=sys.stderr)
+        return 1
+
+
+def _push_postgres(target) -> int:
+    from q2c.warehouse_postgres import push_to_postgres
+
+    settings = load_settings()
+    if not settings.warehouse_path.is_file():
+        print(f"q2c warehouse: no DuckDB warehouse at {settings.warehouse_path}: run "
+              "`q2c run` first, or point Q2C_WAREHOUSE at one", file=sys.stderr)
+        return 1
+    conn = target.connect()
+    try:
+        copied = push_to_postgres(settings.warehouse_path, conn)
+    finally:
+        conn.close()
+    print(f"Copied {len(copied)} tables from {settings.warehouse_path} to {target.describe()}:")
+    for table in copied:
+        print(f"  {table.relation:<40} {table.rows:>9} rows  {table.action}")
+    print("Next: dbt build --target postgres --project-dir dbt_project "
+          "--profiles-dir dbt_project")
+    return 0
+
+
+def _grant_bi_role(target, role: str, password_env: str | None) -> int:
+    from q2c.warehouse_postgres import grant_bi_role
+
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            print(f"q2c warehouse: --password-env {password_env}: that variable is empty or "
+                  "not set; export the BI role's password in it", file=sys.stderr)
+            return 2
+    conn = target.connect()
+    try:
+        grant = grant_bi_role(conn, role, password)
+    finally:
+        conn.close()
+    login = "can log in" if grant.can_login else "cannot log in (NOLOGIN: grant it to users)"
+    print(f"{'Created' if grant.created else 'Updated'} read-only role {grant.role} on "
+          f"{target.describe()}; it {login}.")
+    print(f"  select on reporting: {len(grant.readable)} relations now, and every view "
+          "dbt creates there later")
+    print(f"  nothing on: {', '.join(grant.closed_schemas) or '(no other q2c schema yet)'}")
+    return 0
+
+
+def _add_warehouse_parser(commands: argparse._SubParsersAction) -> None:
+    warehouse = commands.add_parser(
+        "warehouse", help="Postgres warehouse: copy the raw layer, create the BI role "
+                          "(connection from Q2C_PG_HOST/PORT/USER/PASSWORD/DBNAME)")
+    actions = warehouse.add_subparsers(dest="warehouse_command", required=True)
+    actions.add_parser(
+        "push-postgres", help="copy the raw_<source> schemas and the q2c_ops tables dbt "
+                              "reads from the DuckDB warehouse into Postgres")
+    grant = actions.add_parser(
+        "grant-bi-role", help="create or update a read-only role that sees only the "
+                              "reporting schema")
+    grant.add_argument("--role", required=True, help="role name, e.g. q2c_bi")
+    grant.add_argument("--password-env", metavar="VAR",
+                       help="environment variable holding the role's password: the role "
+                            "can log in (without it: NOLOGIN, a group for users' logins)")
+    warehouse.set_defaults(func=_cmd_warehouse)
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    """Pull one source through its API into the landing folder, from its saved cursor."""
+    from q2c.settings import load_settings
+    from q2c.sources.connectors import pull
+    from q2c.sources.connectors.errors import ConnectorError
+
+    settings = load_settings()
+    try:
+        report = pull(args.source, settings, streams=args.stream or None,
+                      full_refresh=args.full_refresh)
+    except ConnectorError as exc:
+        print(f"q2c pull {args.source}: {exc}", file=sys.stderr)
+        return 1
+
+    for name, stream in report.streams.items():
+        print(f"{name}: {stream.records} records in {stream.pages} pages")
+    for table, rows in sorted(report.files.items()):
+        print(f"  {settings.landing_dir / args.source / table}.csv now holds {rows} rows")
+    print(f"Next: q2c run --landing {settings.landing_dir} (with {args.source} in Q2C_SOURCES)")
+    return 0
+
+
+def _add_pull_parser(commands) -> None:
+    pull = commands.add_parser(
+        "pull", help="pull a source's changes through its API into the landing folder",
+        description="Incremental by the source's updated-at cursor, saved in the ops store "
+                    "after each landed page, so a failed pull resumes where it stopped. "
+                    "Credentials come from the environment (see the README).",
+    )
+    pull.add_argument("source", choices=["hubspot", "salesforce", "stripe", "quickbooks"])
+    pull.add_argument("--stream", action="append", metavar="NAME",
+                      help="pull only this stream (repeatable); default: all of the source's")
+    pull.add_argument("--full-refresh", action="store_true",
+                      help="ignore the saved cursor and pull everything again")
+    pull.set_defaults(func=_cmd_pull)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -582,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outbox_parser(commands)
     _add_einvoice_parser(commands)
     _add_content_parser(commands)
+    _add_warehouse_parser(commands)
+    _add_pull_parser(commands)
     return parser
 
 

@@ -30,7 +30,7 @@ def _specs(graph) -> dict[dg.AssetKey, dg.AssetSpec]:
 def test_every_layer_is_a_group(graph):
     groups = {spec.group_name for spec in _specs(graph).values()}
     assert groups == {"ingest", "staging", "intermediate", "core", "kpi", "quality",
-                      "documents", "delivery"}
+                      "documents", "delivery", "reporting"}
 
 
 def test_every_asset_has_a_description_and_owners(graph):

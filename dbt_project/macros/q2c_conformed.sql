@@ -166,7 +166,12 @@
 {% endmacro %}
 
 
+{#- The warehouse type of a contract kind; a warehouse with other names brings its own. -#}
 {% macro q2c_conformed_type(kind) %}
+    {{- return(adapter.dispatch('q2c_conformed_type', 'q2c')(kind)) -}}
+{% endmacro %}
+
+{% macro default__q2c_conformed_type(kind) %}
     {%- if kind == 'string' -%} {{ dbt.type_string() }}
     {%- elif kind == 'date' -%} date
     {%- elif kind == 'timestamp' -%} {{ dbt.type_timestamp() }}
@@ -189,6 +194,10 @@
 {#- Every enabled source's adapter for one entity, cast to the contract, in one union. With
     no source enabled the result is empty but keeps its columns and types. -#}
 {% macro q2c_union_conformed(entity) %}
+    {{- return(adapter.dispatch('q2c_union_conformed', 'q2c')(entity)) -}}
+{% endmacro %}
+
+{% macro default__q2c_union_conformed(entity) %}
     {%- set spec = q2c_conformed_contract()[entity] -%}
     {%- set enabled = [] -%}
     {%- for source in spec['providers'] if q2c_source_enabled(source) -%}

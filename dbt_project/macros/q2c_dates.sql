@@ -11,11 +11,20 @@
             "var as_of_date must be a date 'YYYY-MM-DD', got '" ~ value ~ "'"
         ) }}
     {%- endif -%}
+    {{ return(adapter.dispatch('q2c_date_literal', 'q2c')(value)) }}
+{%- endmacro %}
+
+{#- A SQL date from text 'YYYY-MM-DD'. -#}
+{% macro default__q2c_date_literal(value) -%}
     cast('{{ value }}' as date)
 {%- endmacro %}
 
 {#- Whole days from start_date to end_date (positive when end is later). -#}
 {% macro q2c_days_between(start_date, end_date) -%}
+    {{ return(adapter.dispatch('q2c_days_between', 'q2c')(start_date, end_date)) }}
+{%- endmacro %}
+
+{% macro default__q2c_days_between(start_date, end_date) -%}
     {{ dbt.datediff(start_date, end_date, 'day') }}
 {%- endmacro %}
 

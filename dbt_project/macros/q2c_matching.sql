@@ -1,12 +1,18 @@
-{#- Helpers for matching CRM accounts to ERP customers (int_accounts_crosswalk). -#}
+{#- Helpers for matching CRM accounts to ERP customers (int_accounts_crosswalk). Each one
+    dispatches, so a warehouse whose regexp_replace differs can bring its own. -#}
 
-{#- A company name for matching: lower case, punctuation to spaces, trailing legal forms
-    (Inc, LLC, Ltd, GmbH, SA, AG, BV, ...) removed, so "Müller Widgets, GmbH & Co. KG"
-    and "Muller widgets" differ only by the umlaut. Empty becomes null. -#}
+{#- A company name for matching: lower case, ASCII punctuation and white space to single
+    spaces, trailing legal forms (Inc, LLC, Ltd, GmbH, SA, AG, BV, ...) removed, so
+    "Müller Widgets, GmbH & Co. KG" and "Muller widgets" differ only by the umlaut. Empty
+    becomes null. Non-ASCII punctuation (’, –) is kept on every warehouse alike. -#}
 {% macro q2c_normalize_name(expr) -%}
+    {{ return(adapter.dispatch('q2c_normalize_name', 'q2c')(expr)) }}
+{%- endmacro %}
+
+{% macro default__q2c_normalize_name(expr) -%}
     nullif(
         trim(regexp_replace(
-            trim(regexp_replace(lower({{ expr }}), '[[:punct:][:space:]]+', ' ', 'g')),
+            trim(regexp_replace(lower({{ expr }}), '{{ q2c_ascii_punct_space() }}+', ' ', 'g')),
             '( ({{ q2c_legal_forms() | join("|") }}))+$',
             '',
             'g'
@@ -26,6 +32,10 @@
 
 {#- The registrable part of a web address: 'https://www.acme.de/about' -> 'acme.de'. -#}
 {% macro q2c_web_domain(expr) -%}
+    {{ return(adapter.dispatch('q2c_web_domain', 'q2c')(expr)) }}
+{%- endmacro %}
+
+{% macro default__q2c_web_domain(expr) -%}
     nullif(
         regexp_replace(
             regexp_replace(
@@ -40,6 +50,10 @@
 
 {#- The domain of an e-mail address: 'billing@acme.de' -> 'acme.de'. -#}
 {% macro q2c_email_domain(expr) -%}
+    {{ return(adapter.dispatch('q2c_email_domain', 'q2c')(expr)) }}
+{%- endmacro %}
+
+{% macro default__q2c_email_domain(expr) -%}
     case
         when {{ expr }} like '%@%'
             then nullif(regexp_replace(lower(trim({{ expr }})), '^.*@', ''), '')
@@ -48,5 +62,9 @@
 
 {#- A tax id for matching: upper case, without spaces, dots, dashes and slashes. -#}
 {% macro q2c_normalize_tax_id(expr) -%}
+    {{ return(adapter.dispatch('q2c_normalize_tax_id', 'q2c')(expr)) }}
+{%- endmacro %}
+
+{% macro default__q2c_normalize_tax_id(expr) -%}
     nullif(regexp_replace(upper(trim({{ expr }})), '[^A-Z0-9]', '', 'g'), '')
 {%- endmacro %}

@@ -1,0 +1,3 @@
+{{ config(alias='fct_invoices') }}
+
+{{ q2c_published_columns(ref('fct_invoices')) }}

@@ -1,0 +1,3 @@
+{{ config(alias='kpi_ar_aging') }}
+
+{{ q2c_published_columns(ref('kpi_ar_aging')) }}

@@ -1,0 +1,3 @@
+{{ config(alias='kpi_collections_worklist') }}
+
+{{ q2c_published_columns(ref('kpi_collections_worklist')) }}

@@ -1,0 +1,3 @@
+{{ config(alias='kpi_dso_monthly') }}
+
+{{ q2c_published_columns(ref('kpi_dso_monthly')) }}
