@@ -1,0 +1,3 @@
+{{ config(alias='mart_account_match_review') }}
+
+{{ q2c_published_columns(ref('mart_account_match_review')) }}
