@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from q2c.content.cms import CMS_SOURCES
 from q2c.sources.schema import DEFAULT_SOURCES, SOURCES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ class Settings:
     attachments_location: str | None = None
     attachment_rules_file: Path | None = None
     sources: tuple[str, ...] = DEFAULT_SOURCES
+    cms_sources: tuple[str, ...] = ()
     seller: Seller = field(default_factory=Seller)
 
     @property
@@ -99,6 +101,11 @@ class Settings:
     def ops_store(self) -> Path:
         """The SQLite operational store (outbox, delivery events, review decisions)."""
         return Path(self.ops_store_path or self.home / "ops.sqlite")
+
+    @property
+    def cms_dir(self) -> Path:
+        """Where CMS bodies are stored by hash and publish events wait (`inbox/<source>`)."""
+        return self.home / "cms"
 
     @property
     def einvoice_target(self) -> str:
@@ -135,10 +142,30 @@ def _sources(value: object) -> tuple[str, ...]:
         return DEFAULT_SOURCES
     names = value.split(",") if isinstance(value, str) else list(value)
     chosen = tuple(dict.fromkeys(str(n).strip().lower() for n in names if str(n).strip()))
+    if not chosen:
+        raise ConfigError(
+            f"sources: {value!r} names no source; name at least one of {', '.join(SOURCES)} "
+            "(or unset it for the default, salesforce and quickbooks)"
+        )
     unknown = [name for name in chosen if name not in SOURCES]
     if unknown:
         raise ConfigError(
             f"sources: unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}"
+        )
+    return chosen
+
+
+def _cms_sources(value: object) -> tuple[str, ...]:
+    """The CMS sources content is read from: a list in q2c.yaml or `Q2C_CMS_SOURCES`."""
+    if value is None or value == "":
+        return ()
+    names = value.split(",") if isinstance(value, str) else list(value)
+    chosen = tuple(dict.fromkeys(str(n).strip().lower() for n in names if str(n).strip()))
+    unknown = [name for name in chosen if name not in CMS_SOURCES]
+    if unknown:
+        raise ConfigError(
+            f"cms_sources (Q2C_CMS_SOURCES): unknown source(s) {', '.join(unknown)}; choose "
+            f"from {', '.join(CMS_SOURCES)}"
         )
     return chosen
 
@@ -266,7 +293,7 @@ CONFIG_KEYS = frozenset("""
     ses_region ses_endpoint_url ses_configuration_set ses_bounce_queue_url s3_endpoint_url
     bounce_maildir deliver_from delivery_lookback_days delivery_policy review_policy seller
     attachments attachment_rules
-    x12_partners edi_inbound sftp_key_file sftp_known_hosts sources
+    x12_partners edi_inbound sftp_key_file sftp_known_hosts sources cms_sources
 """.split())
 
 
@@ -366,6 +393,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
             _env("Q2C_SFTP_KNOWN_HOSTS", config, "sftp_known_hosts", None)
         ),
         sources=_sources(_env("Q2C_SOURCES", config, "sources", None)),
+        cms_sources=_cms_sources(_env("Q2C_CMS_SOURCES", config, "cms_sources", None)),
         attachments_location=_optional_text(
             _env("Q2C_ATTACHMENTS", config, "attachments", None)
         ),

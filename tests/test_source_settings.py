@@ -58,3 +58,13 @@ def test_an_unknown_source_is_refused_with_the_known_ones_named(monkeypatch, tmp
     assert "zoho" in str(error.value)
     for name in SOURCES:
         assert name in str(error.value)
+
+
+def test_a_sources_setting_that_names_none_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("Q2C_CONFIG", str(_empty_config(tmp_path)))
+    monkeypatch.setenv("Q2C_SOURCES", " , ")
+
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+
+    assert "names no source" in str(error.value)

@@ -42,3 +42,10 @@
         interval '1 month'
     ) as spine (month_ts)
 {%- endmacro %}
+
+
+{#- A date `days` days after `date_expr`, as a date on every warehouse (adding an interval
+    gives a timestamp on DuckDB and Postgres). -#}
+{% macro q2c_add_days(date_expr, days) -%}
+    cast({{ dbt.dateadd('day', days, date_expr) }} as date)
+{%- endmacro %}

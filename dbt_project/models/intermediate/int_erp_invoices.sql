@@ -1,6 +1,7 @@
 {#- The invoices of record. Stripe is a billing system as well as a gateway: when Stripe and
-    an ERP both carry an invoice number, the ERP's invoice is the record and Stripe's copy is
-    left out here (mart_source_amount_differences reports where their amounts disagree). -#}
+    an ERP both carry an invoice number (compared without case and surrounding spaces), the
+    ERP's invoice is the record and Stripe's copy is left out here
+    (mart_source_amount_differences reports where their amounts disagree). -#}
 with
 
 invoices as (
@@ -11,7 +12,7 @@ invoices as (
 
 erp_numbers as (
 
-    select distinct invoice_number
+    select distinct upper(trim(invoice_number)) as invoice_number
     from invoices
     where source_system <> 'stripe'
         and invoice_number is not null
@@ -26,5 +27,5 @@ where invoices.source_system <> 'stripe'
     or invoices.invoice_number is null
     or not exists (
         select 1 from erp_numbers
-        where erp_numbers.invoice_number = invoices.invoice_number
+        where erp_numbers.invoice_number = upper(trim(invoices.invoice_number))
     )

@@ -1,5 +1,7 @@
-{#- One rate per currency and day, valid until the next known day: the reference rate when
-    the treasury gave one, else the rate of the most recently recorded ERP document. -#}
+{#- One rate per currency and day, valid until the next known day but for at most var
+    fx_rate_max_age_days days: the reference rate when the treasury gave one, else the rate
+    of the most recently recorded ERP document. After that an amount stays unconverted
+    rather than take a stale rate. -#}
 with
 
 observed as (
@@ -49,7 +51,7 @@ final as (
         coalesce(
             lead(rate_date) over (partition by currency order by rate_date),
             cast('9999-12-31' as date)
-        ) as valid_to,
+        ) as next_rate_date,
         rate,
         rate_source,
         source_system,
@@ -57,6 +59,25 @@ final as (
 
     from daily
 
+),
+
+capped as (
+
+    select
+        currency,
+        valid_from,
+        case
+            when next_rate_date > {{ q2c_add_days('valid_from', var('fx_rate_max_age_days')) }}
+                then {{ q2c_add_days('valid_from', var('fx_rate_max_age_days')) }}
+            else next_rate_date
+        end as valid_to,
+        rate,
+        rate_source,
+        source_system,
+        source_id
+
+    from final
+
 )
 
-select * from final
+select * from capped

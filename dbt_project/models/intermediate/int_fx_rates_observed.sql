@@ -1,6 +1,7 @@
 {#- Every exchange rate q2c knows, one row per rate seen: the treasury's reference rates and
-    the rates ERPs recorded on invoices, credit notes and payments (to their home currency,
-    which counts only when it is the reporting currency). -#}
+    the rates ERPs recorded on invoices, credit notes and payments, taken only from ERPs
+    whose home currency (var erp_home_currencies) is the reporting currency, since an ERP's
+    rate converts to its own home currency. -#}
 with
 
 reference_rates as (
@@ -20,6 +21,7 @@ reference_rates as (
 
 ),
 
+{%- set rate_sources = q2c_rate_sources() %}
 {%- set documents = [
     ('int_erp_invoices_all', 'invoice_id', 'issue_date'),
     ('int_erp_credit_notes', 'credit_note_id', 'issue_date'),
@@ -28,7 +30,7 @@ reference_rates as (
 
 document_rates as (
 
-    {%- if var("erp_home_currency") == var("reporting_currency") %}
+    {%- if rate_sources %}
     {%- for model, id_column, date_column in documents %}
     select
         currency_code as currency,
@@ -46,6 +48,7 @@ document_rates as (
         and currency_code is not null
         and {{ date_column }} is not null
         and currency_code <> '{{ var("reporting_currency") }}'
+        and source_system in ('{{ rate_sources | join("', '") }}')
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
     {%- else %}

@@ -4,7 +4,7 @@
     unapplied. Refunds and chargebacks are allocations of the payment, not a lower total.
     exchange_rate is the balance transaction's rate from the charge's currency to the
     settlement currency, kept only when that is the ERP home currency (var
-    erp_home_currency), the currency the contract's exchange_rate converts to. -#}
+    erp_home_currencies.stripe), the currency the contract's exchange_rate converts to. -#}
 with
 
 charges as (
@@ -23,7 +23,7 @@ final as (
         reference_number,
         currency_code,
         case
-            when settlement_currency_code = '{{ var("erp_home_currency", "") }}'
+            when settlement_currency_code = '{{ var("erp_home_currencies", {}).get("stripe", "") | upper }}'
                 then exchange_rate
         end as exchange_rate,
         amount as total_amount,

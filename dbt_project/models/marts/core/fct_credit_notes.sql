@@ -42,7 +42,7 @@ final as (
         cast(
             credit_notes.total_amount
             * {{ q2c_reporting_rate('credit_notes.currency_code', 'credit_notes.exchange_rate',
-                                    'fx_rates.rate') }}
+                                    'fx_rates.rate', 'credit_notes.source_system') }}
             as decimal(20, 4)
         ) as total_amount_reporting
 

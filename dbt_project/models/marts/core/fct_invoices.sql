@@ -55,7 +55,7 @@ joined as (
         coalesce(allocations_summed.credited_amount, 0) as credited_amount,
         disputes.invoice_number is not null as is_disputed,
         {{ q2c_reporting_rate('invoices.currency_code', 'invoices.exchange_rate',
-                              'fx_rates.rate') }} as reporting_rate,
+                              'fx_rates.rate', 'invoices.source_system') }} as reporting_rate,
         {{ q2c_as_of_date() }} as as_of_date
 
     from invoices
@@ -130,7 +130,12 @@ final as (
         computed_balance_amount,
         exchange_rate,
         cast(
-            coalesce(home_total_amount, total_amount * coalesce(exchange_rate, 1))
+            coalesce(
+                home_total_amount,
+                total_amount * exchange_rate,
+                case when currency_code = {{ q2c_home_currency('source_system') }}
+                    then total_amount end
+            )
             as decimal(20, 4)
         ) as total_amount_home,
         cast('{{ var("reporting_currency") }}' as {{ dbt.type_string() }}) as reporting_currency,

@@ -38,13 +38,18 @@ final as (
         payments.reference_number,
         payments.exchange_rate,
         cast(
-            payments.total_amount * coalesce(payments.exchange_rate, 1)
+            coalesce(
+                payments.total_amount * payments.exchange_rate,
+                case when payments.currency_code
+                    = {{ q2c_home_currency('payments.source_system') }}
+                    then payments.total_amount end
+            )
             as decimal(20, 4)
         ) as amount_home,
         cast(
             payments.total_amount
             * {{ q2c_reporting_rate('payments.currency_code', 'payments.exchange_rate',
-                                    'fx_rates.rate') }}
+                                    'fx_rates.rate', 'payments.source_system') }}
             as decimal(20, 4)
         ) as amount_reporting
 

@@ -1,6 +1,7 @@
 {#- CRM accounts and ERP customers the crosswalk left unmatched, for a person to decide.
     Nothing here is merged: each row says why it stayed alone and which records on the
-    other side look like it (same tax id, same normalized name or same web domain).
+    other side look like it (an account number naming its id, the same tax id, the same
+    normalized name or the same web domain).
     reason: ambiguous (several look-alikes, so no step could choose), look_alike (exactly
     one, but not on a key the crosswalk trusts alone, e.g. same name on another domain) or
     no_candidate. -#}
@@ -59,7 +60,8 @@ crm_look_alikes as (
     from unmatched_crm
 
     inner join erp_customers
-        on unmatched_crm.tax_id_normalized = erp_customers.tax_id_normalized
+        on unmatched_crm.account_number = erp_customers.erp_customer_id
+        or unmatched_crm.tax_id_normalized = erp_customers.tax_id_normalized
         or unmatched_crm.name_normalized = erp_customers.company_name_normalized
         or unmatched_crm.name_normalized = erp_customers.display_name_normalized
         or unmatched_crm.web_domain = erp_customers.web_domain
@@ -75,7 +77,8 @@ erp_look_alikes as (
     from unmatched_erp
 
     inner join crm_accounts
-        on unmatched_erp.tax_id_normalized = crm_accounts.tax_id_normalized
+        on crm_accounts.account_number = unmatched_erp.erp_customer_id
+        or unmatched_erp.tax_id_normalized = crm_accounts.tax_id_normalized
         or unmatched_erp.company_name_normalized = crm_accounts.name_normalized
         or unmatched_erp.display_name_normalized = crm_accounts.name_normalized
         or unmatched_erp.web_domain = crm_accounts.web_domain

@@ -41,7 +41,7 @@ compared as (
     from erp
 
     inner join other
-        on erp.invoice_number = other.invoice_number
+        on upper(trim(erp.invoice_number)) = upper(trim(other.invoice_number))
 
 ),
 
