@@ -10,7 +10,10 @@ compared as soon as it exists.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -33,7 +36,11 @@ from q2c.review import ensure_review_warehouse_tables
 from q2c.sources.landing import load_source
 from q2c.sources.schema import DEFAULT_SOURCES
 from q2c.warehouse import connect
-from q2c.warehouse_postgres import push_to_postgres
+from q2c.warehouse_postgres import (
+    PostgresWarehouseError,
+    push_to_postgres,
+    scram_sha256_verifier,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
@@ -365,6 +372,66 @@ def test_a_second_push_replaces_rows_and_recreates_a_table_whose_columns_changed
                   dbname="q2c_shapes") == [("x", None), ("y", Decimal("12.5000"))]
 
 
+def test_push_refuses_to_drop_other_teams_views_on_a_table_whose_columns_changed(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """A view q2c does not own stops the push, untouched; dbt's own views are dropped."""
+    postgres.create_database("q2c_dependents")
+    warehouse = tmp_path / "dependents.duckdb"
+    with duckdb.connect(str(warehouse)) as duck:
+        duck.execute("create schema raw_demo")
+        duck.execute("create table raw_demo.invoice (id varchar)")
+        duck.execute("create table raw_demo.kept (id varchar)")
+        duck.execute("insert into raw_demo.invoice values ('x')")
+        duck.execute("insert into raw_demo.kept values ('k')")
+    conn = postgres.connect("q2c_dependents")
+    try:
+        push_to_postgres(warehouse, conn, ops_tables=())
+        for statement in (
+            "create schema finance",
+            "create view finance.open_invoices as select id from raw_demo.invoice",
+            "create view raw_demo.invoice_ids as select id from raw_demo.invoice",
+            "create schema reporting", "create schema core", "create schema kpi",
+            "create view reporting.invoices as select id from raw_demo.invoice",
+            "create view core.invoice_count as select count(*) as n from reporting.invoices",
+            "create materialized view kpi.invoice_total as select n from core.invoice_count",
+            "create view finance.dashboard as select n from core.invoice_count",
+        ):
+            _query(postgres, statement, dbname="q2c_dependents")
+        with duckdb.connect(str(warehouse)) as duck:
+            duck.execute("alter table raw_demo.invoice add column amount decimal(20, 4)")
+            duck.execute("insert into raw_demo.invoice values ('y', 12.5)")
+            duck.execute("delete from raw_demo.kept")
+
+        with pytest.raises(PostgresWarehouseError) as refused:
+            push_to_postgres(warehouse, conn, ops_tables=())
+        message = str(refused.value)
+        unchanged = (
+            _query(postgres, "select * from finance.open_invoices", dbname="q2c_dependents"),
+            _query(postgres, "select n from finance.dashboard", dbname="q2c_dependents"),
+            _query(postgres, "select * from raw_demo.kept", dbname="q2c_dependents"),
+        )
+
+        for view in ("finance.open_invoices", "finance.dashboard", "raw_demo.invoice_ids"):
+            _query(postgres, f"drop view {view}", dbname="q2c_dependents")
+        second = push_to_postgres(warehouse, conn, ops_tables=())
+    finally:
+        conn.close()
+
+    assert "raw_demo.invoice is read by view finance.dashboard, view finance.open_invoices, " \
+           "view raw_demo.invoice_ids" in message
+    assert "pg_dump --schema-only -t finance.dashboard -t finance.open_invoices " \
+           "-t raw_demo.invoice_ids" in message
+    assert "view reporting.invoices" not in message and "Nothing was changed" in message
+    assert unchanged == ([("x",)], [(1,)], [("k",)])
+    assert [(t.relation, t.rows, t.action) for t in second] == [
+        ("raw_demo.invoice", 2, "recreated"), ("raw_demo.kept", 0, "replaced")]
+    assert _query(postgres, "select to_regclass('reporting.invoices'), "
+                            "to_regclass('core.invoice_count'), to_regclass('kpi.invoice_total'), "
+                            "to_regnamespace('finance') is not null",
+                  dbname="q2c_dependents") == [(None, None, None, True)]
+
+
 def test_push_refuses_a_database_whose_text_rules_differ_from_duckdb(
     built: dict, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -451,6 +518,205 @@ def test_grant_without_password_creates_a_group_role_that_cannot_log_in(
                             "'q2c_bi_readers', 'kpi.kpi_ar_aging', 'select') "
                             "from pg_roles where rolname = 'q2c_bi_readers'"
                   ) == [(False, True, False)]
+
+
+# ---------------------------------------------------------------------------------------
+# The BI role: memberships, effective rights, re-runs, the password
+# ---------------------------------------------------------------------------------------
+def _small_q2c_database(postgres: PostgresServer, dbname: str, **owner: str) -> None:
+    """Raw, ops, core and reporting objects made by `owner` (the superuser if none)."""
+    if owner:
+        _query(postgres, f'create database "{dbname}" owner "{owner["user"]}" template '
+                         "template0 encoding 'UTF8' locale 'C.UTF-8'", dbname="postgres")
+    else:
+        postgres.create_database(dbname)
+    for statement in (
+        "create schema raw_demo", "create table raw_demo.invoice (id text)",
+        "insert into raw_demo.invoice values ('x')", "create schema q2c_ops",
+        "create table q2c_ops.review_queue (id text)", "create schema core",
+        "create table core.fct_invoices as select id from raw_demo.invoice",
+        "create schema reporting",
+        "create view reporting.fct_invoices as select id from core.fct_invoices",
+    ):
+        _query(postgres, statement, dbname=dbname, **owner)
+
+
+def _point_cli_at(monkeypatch: pytest.MonkeyPatch, postgres: PostgresServer, dbname: str,
+                  **login: str) -> None:
+    for name, value in postgres.environment(dbname).items():
+        monkeypatch.setenv(name, value)
+    if login:
+        monkeypatch.setenv("Q2C_PG_USER", login["user"])
+        monkeypatch.setenv("Q2C_PG_PASSWORD", login["password"])
+
+
+def test_grant_refuses_a_role_that_is_a_member_of_the_table_owner_then_revokes_on_request(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    loader = {"user": "m_loader", "password": "loader-pw"}
+    for statement in (
+        "create role m_loader login password 'loader-pw'",
+        "create role m_analyst login password 'analyst-pw'", "grant m_loader to m_analyst",
+        "create role m_staff nologin", "grant m_staff to m_analyst",
+        "create role m_team nologin", "grant m_loader to m_team",
+        "create role m_auditor login noinherit password 'auditor-pw'",
+        "grant m_team to m_auditor",
+    ):
+        _query(postgres, statement, dbname="postgres")
+    _small_q2c_database(postgres, "q2c_members", **loader)
+    _point_cli_at(monkeypatch, postgres, "q2c_members")
+    analyst = {"dbname": "q2c_members", "user": "m_analyst", "password": "analyst-pw"}
+
+    refused = cli_main(["warehouse", "grant-bi-role", "--role", "m_analyst"])
+    refusal = capsys.readouterr().err
+    still_member = _query(postgres, "select pg_has_role('m_analyst', 'm_loader', 'MEMBER')",
+                          dbname="q2c_members")
+    revoked = cli_main(["warehouse", "grant-bi-role", "--role", "m_analyst",
+                        "--revoke-memberships"])
+    revoked_out = capsys.readouterr().out
+    nested = cli_main(["warehouse", "grant-bi-role", "--role", "m_auditor"])
+    nested_refusal = capsys.readouterr().err
+
+    assert refused == 1 and still_member == [(True,)]
+    # m_loader owns four schemas and four relations: three shown, five more.
+    assert "m_analyst → m_loader (owns schema core, owns core.fct_invoices, owns schema " \
+           "q2c_ops and 5 more)" in refusal
+    assert 'REVOKE "m_loader" FROM "m_analyst"' in refusal
+    assert "--revoke-memberships" in refusal and "m_staff" not in refusal
+    assert revoked == 0 and "memberships revoked: m_loader" in revoked_out
+    assert _query(postgres, "select pg_has_role('m_analyst', 'm_loader', 'MEMBER'), "
+                            "pg_has_role('m_analyst', 'm_staff', 'MEMBER')",
+                  dbname="q2c_members") == [(False, True)]
+    assert _query(postgres, "select id from reporting.fct_invoices", **analyst) == [("x",)]
+    for statement in ("select * from raw_demo.invoice", "select * from q2c_ops.review_queue",
+                      "drop table raw_demo.invoice", "drop view reporting.fct_invoices",
+                      "set role m_loader"):
+        with closing(postgres.connect(**analyst)) as conn, conn.cursor() as cur:
+            conn.autocommit = True
+            cur.execute("set default_transaction_read_only = off")
+            with pytest.raises(pg_errors.InsufficientPrivilege):
+                cur.execute(statement)
+    assert nested == 1
+    assert "m_auditor → m_team → m_loader (owns schema core" in nested_refusal
+    assert 'REVOKE "m_team" FROM "m_auditor"' in nested_refusal
+
+
+def test_grant_checks_effective_rights_and_refuses_what_public_or_ownership_gives(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _small_q2c_database(postgres, "q2c_public")
+    _query(postgres, "create role p_owner_bi nologin", dbname="postgres")
+    for statement in ("grant usage on schema raw_demo to public",
+                      "grant select on raw_demo.invoice to public",
+                      "create table core.scratch (x int)",
+                      "alter table core.scratch owner to p_owner_bi"):
+        _query(postgres, statement, dbname="q2c_public")
+    _point_cli_at(monkeypatch, postgres, "q2c_public")
+
+    public_leak = cli_main(["warehouse", "grant-bi-role", "--role", "p_bi"])
+    public_error = capsys.readouterr().err
+    _query(postgres, "revoke select on raw_demo.invoice from public; "
+                     "revoke usage on schema raw_demo from public", dbname="q2c_public")
+    owner_leak = cli_main(["warehouse", "grant-bi-role", "--role", "p_owner_bi"])
+    owner_error = capsys.readouterr().err
+    clean = cli_main(["warehouse", "grant-bi-role", "--role", "p_bi"])
+
+    assert public_leak == 1
+    assert "p_bi usage on schema raw_demo (granted to PUBLIC), p_bi select on " \
+           "raw_demo.invoice (granted to PUBLIC)" in public_error
+    assert owner_leak == 1 and "p_owner_bi owns core.scratch" in owner_error
+    assert clean == 0
+    assert _query(postgres, "select rolname from pg_roles where rolname like 'p\\_%' "
+                            "order by 1", dbname="q2c_public") == [("p_bi",), ("p_owner_bi",)]
+
+
+def test_grant_runs_again_as_a_createrole_user_and_changes_only_what_differs(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    loader = {"user": "c_loader", "password": "loader-pw"}
+    for statement in ("create role c_loader login createrole password 'loader-pw'",
+                      "create role c_old_bi login createdb password 'old-pw'",
+                      "create role c_replica login replication password 'r-pw'"):
+        _query(postgres, statement, dbname="postgres")
+    _small_q2c_database(postgres, "q2c_createrole", **loader)
+    _point_cli_at(monkeypatch, postgres, "q2c_createrole", **loader)
+    monkeypatch.setenv("C_BI_PASSWORD", "bi-pw-1")
+
+    runs = [cli_main(["warehouse", "grant-bi-role", "--role", "c_bi", "--password-env",
+                      "C_BI_PASSWORD"]) for _ in range(2)]
+    runs += [cli_main(["warehouse", "grant-bi-role", "--role", "c_bi_group"])
+             for _ in range(2)]
+    capsys.readouterr()
+    old = cli_main(["warehouse", "grant-bi-role", "--role", "c_old_bi"])
+    old_out = capsys.readouterr().out
+    replica = cli_main(["warehouse", "grant-bi-role", "--role", "c_replica"])
+    replica_error = capsys.readouterr().err
+
+    assert runs == [0, 0, 0, 0]
+    assert _query(postgres, "select id from reporting.fct_invoices", dbname="q2c_createrole",
+                  user="c_bi", password="bi-pw-1") == [("x",)]
+    assert old == 0 and "attributes changed: NOCREATEDB" in old_out
+    assert _query(postgres, "select rolname, rolcanlogin, rolcreatedb from pg_roles where "
+                            "rolname in ('c_bi', 'c_bi_group', 'c_old_bi') order by 1",
+                  dbname="postgres") == [("c_bi", True, False), ("c_bi_group", False, False),
+                                         ("c_old_bi", True, False)]
+    assert replica == 1
+    assert "role c_replica is REPLICATION" in replica_error
+    assert 'ALTER ROLE "c_replica" NOREPLICATION' in replica_error
+
+
+def test_scram_verifier_answers_the_rfc_7677_exchange() -> None:
+    """The example exchange of RFC 7677, section 3: user `user`, password `pencil`."""
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth_message = (f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,"
+                    f"i=4096,c=biws,r={nonce}").encode()
+    client_proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+
+    verifier = scram_sha256_verifier("pencil", salt=salt)
+    method, rest = verifier.split("$", 1)
+    iterations_salt, keys = rest.split("$")
+    stored_key, server_key = (base64.b64decode(part) for part in keys.split(":"))
+    client_signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+    client_key = bytes(a ^ b for a, b in zip(client_proof, client_signature, strict=True))
+
+    assert (method, iterations_salt) == ("SCRAM-SHA-256", "4096:W22ZaJ0SNY7soEsUEjb6gQ==")
+    assert hashlib.sha256(client_key).digest() == stored_key
+    assert base64.b64encode(hmac.new(server_key, auth_message, hashlib.sha256).digest()) \
+        == b"6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    assert scram_sha256_verifier("pencil") != scram_sha256_verifier("pencil")  # fresh salt
+
+
+def test_bi_password_reaches_postgres_only_as_a_scram_verifier(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A no-break space and a roman numeral: libpq logs in with SASLprep's "IX" and a space.
+    password = "Plain-7f3c-Kennwort\u00a0Grüße-\u2168"
+    _small_q2c_database(postgres, "q2c_scram")
+    _query(postgres, "alter database q2c_scram set log_statement = 'all'", dbname="postgres")
+    _point_cli_at(monkeypatch, postgres, "q2c_scram")
+    monkeypatch.setenv("S_BI_PASSWORD", password)
+
+    runs = [cli_main(["warehouse", "grant-bi-role", "--role", "s_bi", "--password-env",
+                      "S_BI_PASSWORD"]) for _ in range(2)]
+    log = (postgres.folder / "server.log").read_text(errors="replace")
+    [(secret,)] = _query(postgres, "select rolpassword from pg_authid where rolname = 's_bi'")
+    salt = base64.b64decode(secret.split("$")[1].split(":")[1])
+
+    assert runs == [0, 0]
+    assert "Plain-7f3c" not in log
+    assert 'create role "s_bi" login' in log and 'alter role "s_bi"' in log  # logged
+    assert secret.startswith("SCRAM-SHA-256$4096:") and len(salt) == 16
+    assert _query(postgres, "select current_user", dbname="q2c_scram", user="s_bi",
+                  password=password) == [("s_bi",)]
+    assert _query(postgres, "select current_user", dbname="q2c_scram", user="s_bi",
+                  password="Plain-7f3c-Kennwort Grüße-IX") == [("s_bi",)]
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        _query(postgres, "select 1", dbname="q2c_scram", user="s_bi",
+               password=password.replace("\u2168", "IX!"))
 
 
 # ---------------------------------------------------------------------------------------
