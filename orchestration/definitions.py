@@ -9,11 +9,13 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from assets.content import cms_assets
 from assets.delivery import outbox, review_queue
 from assets.documents import einvoices, invoice_documents
 from assets.ingest import raw_assets
 from assets.quality import invoice_quality_holds, quality_checks
 from assets.transform import q2c_dbt_models, q2c_delivery_marts
+from orchestration.cms import cms_event_sensors, cms_reconcile_jobs, cms_reconcile_schedules
 from orchestration.dbt_project import DBT_EXECUTABLE, q2c_dbt_project
 from orchestration.jobs import nightly_job, nightly_schedule
 from orchestration.resources import Q2CSettings
@@ -24,6 +26,7 @@ _OWNERS_BY_GROUP = {
     "quality": ["team:data-platform", "team:finance-ops"],
     "documents": ["team:finance-ops"],
     "delivery": ["team:finance-ops"],
+    "content": ["team:finance-ops"],
 }
 
 
@@ -36,15 +39,16 @@ def _apply_owners(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 python_assets = dg.map_asset_specs(
     _apply_owners,
-    [*raw_assets, invoice_quality_holds, invoice_documents, einvoices, review_queue, outbox],
+    [*raw_assets, *cms_assets, invoice_quality_holds, invoice_documents, einvoices, review_queue,
+     outbox],
 )
 
 defs = dg.Definitions(
     assets=[*python_assets, q2c_dbt_models, q2c_delivery_marts],
     asset_checks=quality_checks,
-    jobs=[nightly_job, ingest_drops_job],
-    schedules=[nightly_schedule],
-    sensors=[landing_file_sensor],
+    jobs=[nightly_job, ingest_drops_job, *cms_reconcile_jobs],
+    schedules=[nightly_schedule, *cms_reconcile_schedules],
+    sensors=[landing_file_sensor, *cms_event_sensors],
     resources={
         "q2c": Q2CSettings(),
         "dbt": DbtCliResource(

@@ -440,7 +440,9 @@ def _content_check(registry) -> int:
     locked = [e for e in registry.entries if e.status in ("approved", "retired")]
     drafts = [e for e in registry.entries if e.status == "draft"]
     files = sum(len(e.sha256) for e in locked)
-    print(f"Content lock intact: {len(locked)} approved or retired versions, {files} files "
+    from_cms = sum(1 for e in locked if e.origin is not None)
+    cms = f" ({from_cms} from a CMS)" if from_cms else ""
+    print(f"Content lock intact: {len(locked)} approved or retired versions{cms}, {files} files "
           f"match their recorded sha256; {len(drafts)} drafts, none used by approved content.")
     return 0
 
@@ -564,7 +566,7 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
         target = PostgresTarget.from_env()
         if args.warehouse_command == "push-postgres":
             return _push_postgres(target)
-        return _grant_bi_role(target, args.role, args.password_env)
+        return _grant_bi_role(target, args.role, args.password_env, args.revoke_memberships)
     except (PostgresWarehouseError, WarehouseBusyError) as exc:
         print(f"q2c warehouse: {exc}", file=sys.stderr)
         return 1
@@ -595,7 +597,8 @@ def _push_postgres(target) -> int:
     return 0
 
 
-def _grant_bi_role(target, role: str, password_env: str | None) -> int:
+def _grant_bi_role(target, role: str, password_env: str | None,
+                   revoke_memberships: bool = False) -> int:
     from q2c.warehouse_postgres import grant_bi_role
 
     password = None
@@ -607,7 +610,7 @@ def _grant_bi_role(target, role: str, password_env: str | None) -> int:
             return 2
     conn = target.connect()
     try:
-        grant = grant_bi_role(conn, role, password)
+        grant = grant_bi_role(conn, role, password, revoke_memberships=revoke_memberships)
     finally:
         conn.close()
     login = "can log in" if grant.can_login else "cannot log in (NOLOGIN: grant it to users)"
@@ -616,6 +619,13 @@ def _grant_bi_role(target, role: str, password_env: str | None) -> int:
     print(f"  select on reporting: {len(grant.readable)} relations now, and every view "
           "dbt creates there later")
     print(f"  nothing on: {', '.join(grant.closed_schemas) or '(no other q2c schema yet)'}")
+    if grant.changed_attributes:
+        print(f"  attributes changed: {' '.join(grant.changed_attributes).upper()}")
+    if grant.revoked_memberships:
+        print(f"  memberships revoked: {', '.join(grant.revoked_memberships)}")
+    if grant.unreadable:
+        print(f"  not readable (owned by another role; run this as the user dbt runs as): "
+              f"{', '.join(grant.unreadable)}")
     return 0
 
 
@@ -633,7 +643,11 @@ def _add_warehouse_parser(commands: argparse._SubParsersAction) -> None:
     grant.add_argument("--role", required=True, help="role name, e.g. q2c_bi")
     grant.add_argument("--password-env", metavar="VAR",
                        help="environment variable holding the role's password: the role "
-                            "can log in (without it: NOLOGIN, a group for users' logins)")
+                            "can log in (without it: NOLOGIN, a group for users' logins); "
+                            "sent to Postgres only as a SCRAM-SHA-256 verifier")
+    grant.add_argument("--revoke-memberships", action="store_true",
+                       help="revoke the role's memberships in roles with rights on q2c's "
+                            "schemas (such as the table owner's) instead of refusing")
     warehouse.set_defaults(func=_cmd_warehouse)
 
 
@@ -674,6 +688,72 @@ def _add_pull_parser(commands) -> None:
     pull.set_defaults(func=_cmd_pull)
 
 
+def _cmd_cms(args: argparse.Namespace) -> int:
+    """Sync CMS sources into the content store, or take their publish events over HTTP."""
+    from q2c.content.cms import build_cms_connector
+    from q2c.content.cms.base import CmsError
+    from q2c.content.cms.store import CmsStore
+
+    settings = load_settings()
+    sources = args.source or list(settings.cms_sources)
+    if not sources:
+        print("q2c cms: no CMS source is configured; set Q2C_CMS_SOURCES (for example "
+              "wordpress) and the connection variables of each source", file=sys.stderr)
+        return 2
+    try:
+        connectors = {name: build_cms_connector(name, settings) for name in sources}
+        store = CmsStore.from_settings(settings)
+        if args.cms_command == "sync":
+            from q2c.content.cms.sync import sync_and_reconcile
+
+            down = 0
+            for connector in connectors.values():
+                for result in sync_and_reconcile(connector, store, dt.datetime.now(dt.UTC),
+                                                 reconcile_all=not args.no_reconcile):
+                    print(result.summary())
+                    for problem in result.problems:
+                        print(f"  - {problem}")
+                    down += result.unavailable
+            return 1 if down else 0
+        from q2c.content.cms.events import make_event_server
+
+        server = make_event_server(connectors, settings.cms_dir, args.host, args.port)
+    except CmsError as exc:
+        print(f"q2c cms: {exc}", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+    print(f"Taking publish events on http://{host}:{port}/<source> for {', '.join(sources)}; "
+          f"verified events wait in {settings.cms_dir / 'inbox'} for the sensors (Ctrl-C stops)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _add_cms_parser(commands) -> None:
+    cms = commands.add_parser(
+        "cms", help="content from WordPress, Sitecore and AEM: sync, publish events")
+    actions = cms.add_subparsers(dest="cms_command", required=True)
+    sync = actions.add_parser(
+        "sync", help="record what changed in each source, then reconcile every known item")
+    sync.add_argument("--no-reconcile", action="store_true",
+                      help="only what changed since the saved cursor")
+    events = actions.add_parser("events", help="publish events")
+    serve = events.add_subparsers(dest="events_command", required=True).add_parser(
+        "serve", help="an HTTP endpoint taking POST /<source> events into the inbox")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default loopback: put a proxy in front)")
+    for action in (sync, serve):
+        action.add_argument("--source", action="append", metavar="NAME",
+                            help="only this source (repeatable); default: Q2C_CMS_SOURCES")
+    cms.set_defaults(func=_cmd_cms)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -705,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_content_parser(commands)
     _add_warehouse_parser(commands)
     _add_pull_parser(commands)
+    _add_cms_parser(commands)
     return parser
 
 

@@ -5,9 +5,12 @@
 #   fonts-dejavu-core fonts-noto-cjk  the invoice fonts (Latin, Japanese)
 #   fonts-noto-core      Noto Sans Arabic and Noto Sans Hebrew, for Arabic and Hebrew invoices
 #   poppler-utils        pdftotext, pdffonts and pdftoppm, to read PDFs back in checks
+#   wordpress mariadb-server php-cli php-mysql  a real WordPress on loopback for the
+#                        WordPress connector's tests (tests/wordpress_server.py)
 set -euo pipefail
 packages=(libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-          fonts-noto-cjk fonts-noto-core poppler-utils)
+          fonts-noto-cjk fonts-noto-core poppler-utils
+          wordpress mariadb-server php-cli php-mysql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -258,8 +258,13 @@ def _aws_error(exc: Exception) -> str:
 
 def open_repository(location: str | Path, endpoint_url: str | None = None,
                     region: str | None = None) -> DocumentRepository:
-    """The repository at `location`: `s3://bucket/prefix`, or else a folder path."""
+    """The repository at `location`: `s3://bucket/prefix`, `aem:/content/dam/<folder>` (AEM
+    Assets, `q2c.content.cms.aem_assets`), or else a folder path."""
     text = str(location)
+    if text.startswith("aem:"):
+        from q2c.content.cms.aem_assets import open_aem_repository  # it imports this module
+
+        return open_aem_repository(text)
     if text.startswith("s3://"):
         bucket, _, prefix = text[len("s3://"):].partition("/")
         return S3Repository(bucket, prefix, endpoint_url=endpoint_url, region=region)

@@ -60,7 +60,8 @@ def check_lock(registry: ContentRegistry) -> list[LockProblem]:
     for entry in registry.entries:
         if entry.status in IMMUTABLE_STATUSES:
             problems += _changed_files(registry, entry)
-            problems += _added_files(registry, entry)
+            if entry.origin is None:  # CMS bodies share content-addressed folders
+                problems += _added_files(registry, entry)
         if entry.status == "approved":
             problems += draft_references(registry, entry, drafts)
         if entry.approved_at is not None and entry.approved_at > _now():

@@ -110,6 +110,38 @@ class Targeting:
 
 
 @dataclass(frozen=True)
+class ContentOrigin:
+    """Where a version came from when a CMS wrote it (`q2c.content.cms`).
+
+    Attributes:
+        source: The system (`wordpress`, `sitecore`, `aem`).
+        external_id: The item's id there.
+        locale: The item's language version there, as the system spells it.
+        source_version: The system's own version of it.
+        source_status: The system's state when q2c last fetched it.
+        raw_sha256: SHA-256 of the body as the system returned it (the entry pins the
+            sanitized body it was turned into).
+    """
+
+    source: str
+    external_id: str
+    locale: str
+    source_version: str
+    source_status: str
+    raw_sha256: str
+
+    def record(self, sha256: str | None) -> dict[str, str | None]:
+        """What a document records of it: the system's item and version, and the hash."""
+        return {
+            "source": self.source,
+            "external_id": self.external_id,
+            "locale": self.locale,
+            "source_version": self.source_version,
+            "sha256": sha256,
+        }
+
+
+@dataclass(frozen=True)
 class ContentEntry:
     """One version of one content item, as recorded in `registry.yaml`.
 
@@ -136,6 +168,7 @@ class ContentEntry:
         texts: For templates, the label texts (slots) they use, merged in order.
         legal_cases: For templates, the legal cases they print; None means every case.
         files: Every file of the version (the keys of `sha256` once recorded).
+        origin: The CMS item version it was made from; None for content in `content/`.
     """
 
     id: str
@@ -158,6 +191,7 @@ class ContentEntry:
     texts: tuple[str, ...] = ()
     legal_cases: tuple[str, ...] | None = None
     files: tuple[str, ...] = ()
+    origin: ContentOrigin | None = None
 
     @property
     def ref(self) -> str:
@@ -292,12 +326,14 @@ class ContentRegistry:
         That is the newest approved version in effect; with `preview`, the newest draft in
         effect where one exists. A newer version replaces an older one of the same id
         completely, whatever their targeting; a variant for other readers is another id in
-        the same slot. Retired versions are never in force.
+        the same slot. Retired versions are never in force, except a CMS version retired at
+        a known time: it was approved until then, and its `effective_to` ends the day
+        before its retirement.
         """
         chosen: dict[str, ContentEntry] = {}
         wanted = ("draft", "approved") if preview else ("approved",)
         for entry in sorted(self.entries, key=lambda e: (e.id, e.version)):
-            if entry.status in wanted and entry.is_effective(on):
+            if (entry.status in wanted or _retired_later(entry)) and entry.is_effective(on):
                 current = chosen.get(entry.id)
                 if current is None or _preference(entry, preview) >= _preference(current, preview):
                     chosen[entry.id] = entry
@@ -345,8 +381,14 @@ class ContentRegistry:
         return self._by_file.get(str(PurePosixPath(name)))
 
     def template(self, entry: ContentEntry, name: str | None = None):
-        """The compiled Jinja template of a file of `entry` (its main file by default)."""
+        """The compiled Jinja template of a file of `entry` (its main file by default).
+
+        A CMS version recorded after this registry was loaded (a render worker's registry
+        is loaded once) is served too, once its body matches its pinned hash.
+        """
         self.verify(entry)
+        if entry.origin is not None:
+            self._by_file.setdefault(entry.file_name(name), entry)
         return self.environment.get_template(entry.file_name(name))
 
     def labels(
@@ -392,6 +434,13 @@ class ContentRegistry:
         return self._text_cache[key]
 
 
+def _retired_later(entry: ContentEntry) -> bool:
+    """A CMS version retired at a recorded time, in force on the days before it."""
+    return entry.status == "retired" and entry.origin is not None and (
+        entry.effective_to is not None
+    )
+
+
 def _preference(entry: ContentEntry, preview: bool) -> tuple[int, int]:
     """Order of versions of one id: in a preview drafts beat approved ones, then newer wins."""
     return (int(preview and entry.is_draft), entry.version)
@@ -418,6 +467,15 @@ def changed_file_message(
 ) -> str:
     """What to say about an approved file whose bytes changed, and what to do instead."""
     newest = max((e.version for e in registry.versions(entry.id)), default=entry.version)
+    if entry.origin is not None:
+        return (
+            f"body `{name}` of {entry.status} content {entry.ref} ({entry.origin.source} item "
+            f"{entry.origin.external_id}, {entry.origin.locale}, version "
+            f"{entry.origin.source_version}) changed after it was fetched (sha256 "
+            f"{actual[:12]}…, recorded {entry.sha256[name][:12]}…). Stored CMS bodies never "
+            "change: delete the file and run `q2c cms sync`, which writes it again from the "
+            "CMS while the CMS keeps that version"
+        )
     return (
         f"file `{name}` of {entry.status} content {entry.ref} changed after approval "
         f"(sha256 {actual[:12]}…, registry says {entry.sha256[name][:12]}…). Approved "
@@ -478,8 +536,13 @@ def build_environment(registry: ContentRegistry) -> SandboxedEnvironment:
     return environment
 
 
-def load_registry(content_dir: Path | None = None) -> ContentRegistry:
+def load_registry(content_dir: Path | None = None, cms: object = None) -> ContentRegistry:
     """Read and check `registry.yaml` of a content folder (the repository's by default).
+
+    The approved and retired versions fetched from the configured CMS sources are added
+    (`q2c.content.cms.registry_merge`): `cms` None reads them from the store the settings
+    name when `cms_sources` lists any, False leaves them out, and a `CmsStore` reads that
+    store.
 
     Raises:
         ContentRegistryError: Naming the file, the entry and the field that is wrong.
@@ -500,6 +563,10 @@ def load_registry(content_dir: Path | None = None) -> ContentRegistry:
         _parse_entry(raw, index, registry_path, root)
         for index, raw in enumerate(raw_entries, start=1)
     ]
+    if cms is not False:
+        from q2c.content.cms.registry_merge import cms_entries
+
+        entries += cms_entries(cms)
     _check_unique(entries, registry_path)
     log.debug("content registry %s loaded with %d entries", registry_path, len(entries))
     return ContentRegistry(root, entries)

@@ -176,6 +176,8 @@ class Choice:
             record["language"] = self.language
         if self.fallbacks:
             record["fallbacks"] = list(self.fallbacks)
+        if entry.origin is not None:
+            record["cms"] = entry.origin.record(entry.sha256.get(self.file or entry.main))
         return record
 
 
