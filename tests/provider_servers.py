@@ -9,8 +9,10 @@ examples: Stripe's OpenAPI fixtures and the Salesforce eBikes sObject tree in
 `../shared/data`; HubSpot and QuickBooks records are built here in their documented shapes.
 
 Tests script failures with `fail(...)`: the next matching requests get a status (429 with
-`Retry-After`, 500, 401) before the server answers normally again. Every request is kept
-in `requests` (method, path, query, JSON body, headers) for assertions.
+`Retry-After`, 500, 401) before the server answers normally again. `answer(...)` scripts a
+successful answer the same way, for a provider that misbehaves with HTTP 200 (a paging
+cursor that never advances, a body of the wrong shape). Every request is kept in
+`requests` (method, path, query, JSON body, headers) for assertions.
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ class ProviderServer:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         self.faults.append(Fault(status, body if body is not None else self.error_body(status),
                                  headers, match, skip, times))
+
+    def answer(self, body: Any, match: str = "", times: int = 1000) -> None:
+        """Answer the next `times` requests whose path contains `match` with HTTP 200 and
+        `body`, whatever they ask for (and whatever their token)."""
+        self.faults.append(Fault(200, body, {}, match, 0, times))
 
     def data_requests(self, fragment: str) -> list[Seen]:
         return [seen for seen in self.requests if fragment in seen.path]

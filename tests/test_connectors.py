@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from provider_servers import (
@@ -36,7 +38,7 @@ from q2c.sources.connectors import (
     SalesforceConnector,
     StripeConnector,
 )
-from q2c.sources.connectors.http import RetryPolicy, retry_after_seconds
+from q2c.sources.connectors.http import HttpClient, RetryPolicy, retry_after_seconds
 from q2c.sources.connectors.landing_writer import LandingWriter, TableBatch, table_shape
 from q2c.sources.connectors.rate_limit import RateLimiter
 from q2c.sources.landing import load_source
@@ -611,3 +613,162 @@ def test_merging_a_part_again_after_a_crash_changes_nothing(tmp_path):
     with (tmp_path / "quickbooks" / "invoice_line.csv").open(newline="") as handle:
         rows = [(r["invoice_id"], r["index"], r["amount"]) for r in csv.DictReader(handle)]
     assert sorted(rows) == [("1", "0", "12"), ("2", "0", "5")]
+
+
+# paging that does not advance
+
+
+def test_stripe_stops_when_starting_after_never_advances(stripe):
+    stuck = {"object": "list", "url": "/v1/customers", "has_more": True,
+             "data": [{"id": "cus_Stuck01", "object": "customer", "created": 1767261600}]}
+    stripe.server.answer(stuck, match="/v1/customers", times=50)
+
+    with pytest.raises(ProviderError) as raised:
+        stripe.connector().pull(["customer"])
+
+    message = str(raised.value)
+    assert "Stripe: stream customer: the provider answered the starting_after " \
+        "'cus_Stuck01' a second time" in message
+    assert len(stripe.server.data_requests("/v1/customers")) == 2
+    assert [c["id"] for c in stripe.rows("stripe", "customer")] == ["cus_Stuck01"]
+
+
+def test_hubspot_stops_when_after_never_advances(hubspot):
+    stuck = {"results": [{"id": "5001", "archived": False, "properties": {
+        "name": "Wheelworks", "hs_lastmodifieddate": "2026-03-02T09:01:00.000Z"}}],
+        "paging": {"next": {"after": "STUCK"}}}
+    hubspot.server.answer(stuck, match="/crm/v3/objects/companies", times=50)
+
+    with pytest.raises(ProviderError) as raised:
+        hubspot.connector().pull(["company"])
+
+    assert "HubSpot: stream company: the provider answered the paging cursor `after` " \
+        "'STUCK' a second time" in str(raised.value)
+    assert len(hubspot.server.data_requests("/crm/v3/objects/companies")) == 2
+
+
+def test_salesforce_stops_when_next_records_url_repeats(salesforce):
+    locator = "/services/data/v61.0/query/01gSTUCK-2"
+    stuck = {"totalSize": 9, "done": False, "nextRecordsUrl": locator, "records": [
+        {"attributes": {"type": "Account"}, "Id": "0015g00000StuckAAA", "Name": "Wheelworks",
+         "LastModifiedDate": "2026-02-10T08:01:00.000+0000"}]}
+    salesforce.server.answer(stuck, match="/query", times=50)
+
+    with pytest.raises(ProviderError) as raised:
+        salesforce.connector().pull(["account"])
+
+    assert f"Salesforce: stream account: the provider answered the nextRecordsUrl " \
+        f"'{locator}' a second time" in str(raised.value)
+    assert len(salesforce.server.data_requests("/query")) == 2
+
+
+def test_quickbooks_stops_when_startposition_answers_the_same_page(quickbooks):
+    page = quickbooks.server.entities["Customer"][:2]
+    quickbooks.server.answer({"QueryResponse": {"Customer": page, "startPosition": 1,
+                                                "maxResults": 2}}, match="/query", times=50)
+
+    with pytest.raises(ProviderError) as raised:
+        quickbooks.connector().pull(["customer"])
+
+    # Page 1 lands both; read again from the new mark (nothing new), STARTPOSITION moves to
+    # 3, and the same two customers come back.
+    assert "QuickBooks Online: stream customer: STARTPOSITION 3 answered the same entities " \
+        "(Id 58, 59) as STARTPOSITION 1" in str(raised.value)
+    positions = [r.query["query"].split("startposition ")[1].split()[0]
+                 for r in quickbooks.server.data_requests("/query")]
+    assert positions == ["1", "1", "3"]
+
+
+# pages of the wrong shape
+
+
+def test_a_page_that_is_a_json_array_stops_with_provider_and_stream(stripe):
+    stripe.server.answer([], match="/v1/customers")
+
+    with pytest.raises(ProviderError, match="Stripe: stream customer: GET /v1/customers "
+                                            "answered a JSON array where a JSON object belongs"):
+        stripe.connector().pull(["customer"])
+
+
+# A page whose one record lacks its id, in each provider's shape.
+NO_ID = {
+    "hubspot": ("/crm/v3/objects/companies", "company", "id", {"results": [
+        {"properties": {"name": "x", "hs_lastmodifieddate": "2026-03-02T09:01:00Z"}}]}),
+    "salesforce": ("/queryAll", "account", "Id", {"done": True, "totalSize": 1, "records": [
+        {"Name": "x", "LastModifiedDate": "2026-02-10T08:01:00.000+0000"}]}),
+    "stripe": ("/v1/customers", "customer", "id", {"object": "list", "has_more": False,
+                                                   "data": [{"object": "customer"}]}),
+    "quickbooks": ("/query", "customer", "Id", {"QueryResponse": {"Customer": [
+        {"DisplayName": "x", "MetaData": {"LastUpdatedTime": "2026-01-20T09:00:00-08:00"}}]}}),
+}
+
+
+def test_a_record_without_its_id_stops_with_provider_stream_and_field(provider):
+    match, stream, field, body = NO_ID[_name(provider)]
+    provider.server.answer(body, match=match)
+
+    with pytest.raises(ProviderError) as raised:
+        provider.connector().pull([stream])
+
+    message = str(raised.value)
+    assert message.startswith(f"{raised.value.provider}: stream {stream}: record 1 in the "
+                              "answer of ")
+    assert f"has no `{field}`" in message
+
+
+# credentials
+
+
+@pytest.mark.parametrize("name, variable", [
+    ("hubspot", "Q2C_HUBSPOT_TOKEN"), ("salesforce", "Q2C_SALESFORCE_TOKEN"),
+    ("stripe", "Q2C_STRIPE_API_KEY"), ("quickbooks", "Q2C_QUICKBOOKS_TOKEN"),
+])
+def test_a_token_with_a_line_break_is_refused_naming_the_variable_not_the_value(
+    name, variable, tmp_path
+):
+    token = "sk_live_Hidden4242\r\nX-Injected: 1"
+    env = {variable: token, "Q2C_SALESFORCE_INSTANCE_URL": "http://127.0.0.1:1",
+           "Q2C_QUICKBOOKS_REALM_ID": REALM}
+    connector = {"hubspot": HubSpotConnector, "salesforce": SalesforceConnector,
+                 "stripe": StripeConnector, "quickbooks": QuickBooksConnector}[name]
+
+    with pytest.raises(ConfigurationError) as raised:
+        connector.from_env(tmp_path, CursorStore(tmp_path / "ops.sqlite"), env=env)
+
+    assert f"{variable} contains a line break" in str(raised.value)
+    assert "Hidden4242" not in "".join(traceback.format_exception(raised.value))
+
+
+def test_a_header_that_would_split_the_request_is_refused_without_its_value():
+    with pytest.raises(ConfigurationError) as raised:
+        HttpClient(provider="Stripe", base_url="http://127.0.0.1:1",
+                   headers={"Authorization": "Bearer Hidden4242\nX-Injected: 1"})
+
+    assert "the Authorization header would carry a line break" in str(raised.value)
+    assert "Hidden4242" not in str(raised.value)
+
+
+def test_an_error_of_the_http_library_is_reported_without_its_text():
+    client = HttpClient(provider="Stripe", base_url="http://127.0.0.1:99999",
+                        headers={"Authorization": "Bearer Hidden4242"}, sleep=Sleeps())
+
+    with pytest.raises(ProviderError) as raised:
+        client.get("/v1/customers")
+
+    assert str(raised.value).startswith(
+        "Stripe: GET /v1/customers could not be sent (InvalidURL)")
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "requests.exceptions" not in shown and "99999" not in shown
+
+
+def test_a_token_echoed_in_another_case_or_encoded_is_masked(stripe):
+    token = stripe.server.token
+    stripe.server.fail(400, match="/v1/customers", body={"error": {
+        "type": "invalid_request_error",
+        "message": f"bad keys {token.lower()} and {quote(token.upper(), safe='')}"}})
+
+    with pytest.raises(ProviderError) as raised:
+        stripe.connector().pull(["customer"])
+
+    assert "bad keys *** and ***" in str(raised.value)
+    assert token.lower() not in str(raised.value).lower()

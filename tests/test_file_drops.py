@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -17,9 +19,11 @@ from q2c.sources.file_drops import (
     DropFile,
     DropManifest,
     FolderDrops,
+    S3Drops,
     open_drops,
     process_drops,
     run_key,
+    table_for,
 )
 from q2c.sources.landing import load_source
 from q2c.sources.schema import tables_of
@@ -87,10 +91,10 @@ def test_a_renamed_column_is_reported_and_never_shifts_values(drops, landing, ma
     _write_csv(drops / "quickbooks" / "invoice.csv", ["id", "doc_number", "total_amount"],
                [["1001", "INV-1001", "879.75"]])
     _process(drops, manifest, landing)
-    _write_csv(drops / "quickbooks" / "invoice_update.csv", ["id", "total_amt", "doc_number"],
-               [["1001", "900.00", "INV-1001"]])
+    _write_csv(drops / "quickbooks" / "invoice_2026-02-01.csv",
+               ["id", "total_amt", "doc_number"], [["1001", "900.00", "INV-1001"]])
 
-    result = _process(drops, manifest, landing)["quickbooks/invoice_update.csv"]
+    result = _process(drops, manifest, landing)["quickbooks/invoice_2026-02-01.csv"]
 
     assert result.new_columns == ["total_amt"]
     assert "total_amount" in result.missing_columns
@@ -210,8 +214,27 @@ def test_unusable_rows_are_left_out_counted_and_kept_with_their_line(
     rejected = drops / "_quarantine" / "quickbooks" / "item.csv.rejected-rows.csv"
     with rejected.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["line"], r["reason"]) for r in rows] == [
-        ("3", "key column `id` is empty"), ("4", "row has 2 fields but the header has 3")]
+    assert [(r["line"], r["reason"], r["name"]) for r in rows] == [
+        ("2", "duplicate key; the version on line 5 was kept", "Glacier Boot"),
+        ("3", "key column `id` is empty", "No id"),
+        ("4", "row has 2 fields but the header has 3", "Fitting")]
+
+
+def test_of_a_key_repeated_in_a_file_the_most_recent_version_is_kept_as_ingest_does(
+    drops, landing, manifest
+):
+    _write_csv(drops / "quickbooks" / "invoice.csv", ["id", "total_amount", "updated_at"], [
+        ["1001", "978.75", "2026-01-20 17:05:00"], ["1001", "879.75", "2026-01-19 9:00:00"]])
+
+    result = _process(drops, manifest, landing)["quickbooks/invoice.csv"]
+
+    assert (result.rows, result.duplicate_keys, result.rejected_rows) == (1, 1, 0)
+    assert _landed(landing, "quickbooks", "invoice")["1001"]["total_amount"] == "978.75"
+    rejected = drops / "_quarantine" / "quickbooks" / "invoice.csv.rejected-rows.csv"
+    with rejected.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["line"], r["reason"], r["total_amount"]) for r in rows] == [
+        ("3", "duplicate key; the version on line 2 was kept", "879.75")]
 
 
 def test_s3_drops_are_placed_quarantined_and_read_once(aws, landing, manifest):  # noqa: F811
@@ -243,6 +266,186 @@ def test_s3_drops_are_placed_quarantined_and_read_once(aws, landing, manifest): 
     assert process_drops(store, manifest, landing) == ([], None)
 
 
+def test_a_name_that_only_starts_with_a_table_name_is_quarantined_not_merged(
+    drops, landing, manifest
+):
+    _write_csv(drops / "stripe" / "invoice_line_items.csv",
+               ["id", "invoice_id", "amount", "currency"], [["in_1", "in_1", "500", "eur"]])
+    _write_csv(drops / "stripe" / "invoice.csv", ["id", "total", "currency", "number"],
+               [["in_1", "12345", "eur", "INV-1"]])
+    _write_csv(drops / "quickbooks" / "customer_addresses.csv", ["id", "city"],
+               [["58", "Paris"]])
+    _write_csv(drops / "quickbooks" / "customer.csv", ["id", "display_name"], [["58", "ACME"]])
+
+    results = _process(drops, manifest, landing)
+
+    lines = results["stripe/invoice_line_items.csv"]
+    assert (lines.status, lines.table) == ("quarantined", None)
+    assert "'invoice_line_items' only starts with the table name 'invoice_line_item'" in (
+        lines.message)
+    assert "customer, invoice, invoice_line_item, charge" in lines.message
+    assert results["quickbooks/customer_addresses.csv"].status == "quarantined"
+    invoice = _landed(landing, "stripe", "invoice")["in_1"]
+    assert (invoice["total"], invoice["_q2c_drop_file"]) == ("12345", "stripe/invoice.csv")
+    assert "amount" not in invoice
+    customer = _landed(landing, "quickbooks", "customer")["58"]
+    assert customer["display_name"] == "ACME" and "city" not in customer
+    assert (drops / "_quarantine" / "stripe" / "invoice_line_items.csv").is_file()
+
+
+def test_a_file_names_its_table_exactly_or_with_a_date_or_number_after_it():
+    named = {path: (source, table.name) for path in (
+        "salesforce/account.csv", "salesforce/sf_account_data.csv",
+        "quickbooks/invoice_data.json", "stripe/invoice_line_item.jsonl",
+        "quickbooks/invoice_line_2026-01-31.csv", "quickbooks/invoice-3.ndjson",
+        "quickbooks/Invoice.20260131T0900Z.CSV",
+    ) for source, table in [table_for(path)]}
+
+    assert named == {
+        "salesforce/account.csv": ("salesforce", "account"),
+        "salesforce/sf_account_data.csv": ("salesforce", "account"),
+        "quickbooks/invoice_data.json": ("quickbooks", "invoice"),
+        "stripe/invoice_line_item.jsonl": ("stripe", "invoice_line_item"),
+        "quickbooks/invoice_line_2026-01-31.csv": ("quickbooks", "invoice_line"),
+        "quickbooks/invoice-3.ndjson": ("quickbooks", "invoice"),
+        "quickbooks/Invoice.20260131T0900Z.CSV": ("quickbooks", "invoice"),
+    }
+    for refused in ("quickbooks/invoice_a.json", "quickbooks/invoices.csv",
+                    "quickbooks/invoice_line_items.csv", "salesforce/account_data.csv"):
+        with pytest.raises(ValueError, match="no .* table is named by this file"):
+            table_for(refused)
+
+
+def test_json_keys_that_name_one_column_refuse_the_file(drops, landing, manifest):
+    (drops / "quickbooks").mkdir(parents=True)
+    (drops / "quickbooks" / "invoice.json").write_text(json.dumps(
+        [{"id": "1", "Total Amount": "100.00", "total_amount": "999.99"}]))
+    (drops / "quickbooks" / "payment.jsonl").write_text(
+        '{"id": "2", "total_amount": "5.00"}\n{"id": "3", "total_amount": "1", '
+        '"total_amount": "2"}\n')
+
+    results = _process(drops, manifest, landing)
+
+    invoice = results["quickbooks/invoice.json"]
+    assert invoice.status == "quarantined"
+    assert ("record 1 has the keys 'Total Amount' and 'total_amount', which both name the "
+            "column 'total_amount'") in invoice.message
+    payment = results["quickbooks/payment.jsonl"]
+    assert payment.status == "quarantined"
+    assert "the key 'total_amount' appears twice in one object on line 2" in payment.message
+    assert not (landing / "quickbooks").exists()
+
+
+def test_a_column_without_a_name_is_left_out_when_empty_and_refused_when_it_holds_values(
+    drops, landing, manifest
+):
+    (drops / "hubspot").mkdir(parents=True)
+    (drops / "hubspot" / "owner.csv").write_text("owner_id,email,\nO1,a@b.example,x\n")
+    (drops / "hubspot" / "company.csv").write_text("id,name,,\n5001,Wheelworks,,\n5002,Velo\n")
+
+    results = _process(drops, manifest, landing)
+
+    owner = results["hubspot/owner.csv"]
+    assert owner.status == "quarantined"
+    assert "hubspot/owner.csv: column 3 has no name in the header but holds a value on " \
+        "line 2" in owner.message
+    company = results["hubspot/company.csv"]
+    assert (company.status, company.rows) == ("placed", 2)
+    assert "column(s) 3, 4 had no name and no values and were left out" in company.message
+    with (landing / "hubspot" / "company.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = {row["id"]: row for row in reader}
+    assert "" not in reader.fieldnames
+    assert (rows["5001"]["name"], rows["5002"]["name"]) == ("Wheelworks", "Velo")
+
+
+def test_a_replaced_file_of_the_same_size_and_time_is_placed_again(drops, landing, manifest):
+    path = _write_csv(drops / "quickbooks" / "invoice.csv", ["id", "total_amount"],
+                      [["50", "879.75"]])
+    before = path.stat()
+    _process(drops, manifest, landing)
+
+    _write_csv(path, ["id", "total_amount"], [["50", "978.75"]])
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = _process(drops, manifest, landing)
+
+    assert path.stat().st_size == before.st_size
+    assert again["quickbooks/invoice.csv"].status == "placed"
+    assert _landed(landing, "quickbooks", "invoice")["50"]["total_amount"] == "978.75"
+
+
+def test_a_value_over_the_field_limit_is_reported_as_too_long(drops, landing, manifest):
+    (drops / "salesforce").mkdir(parents=True)
+    (drops / "salesforce" / "case.csv").write_text(
+        "id,description\nC1,short\nC2,\"" + "x" * (17 * 2**20) + "\"\n")
+
+    result = _process(drops, manifest, landing)["salesforce/case.csv"]
+
+    assert result.status == "quarantined"
+    assert "the record starting on line 3 has a value longer than 16 MiB" in result.message
+    assert "quote" not in result.message
+
+
+def test_s3_keys_with_empty_segments_are_quarantined_and_never_read_as_another(
+    aws, landing, manifest  # noqa: F811
+):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="q2c-drops",
+                     CreateBucketConfiguration={"LocationConstraint": aws.region})
+    s3.put_object(Bucket="q2c-drops", Key="in/quickbooks//invoice.csv",
+                  Body=b"id,total_amount\n77,770.00\n")
+    s3.put_object(Bucket="q2c-drops", Key="in/quickbooks/invoice.csv",
+                  Body=b"id,total_amount\n5,5.00\n")
+    store = open_drops("s3://q2c-drops/in", s3_endpoint_url=aws.endpoint_url)
+
+    results = {r.file.path: r for r in process_drops(store, manifest, landing)[0]}
+
+    assert sorted(results) == ["quickbooks//invoice.csv", "quickbooks/invoice.csv"]
+    odd = results["quickbooks//invoice.csv"]
+    assert odd.status == "quarantined" and "empty or relative part" in odd.message
+    assert results["quickbooks/invoice.csv"].status == "placed"
+    assert {k: r["total_amount"] for k, r in _landed(landing, "quickbooks",
+                                                      "invoice").items()} == {"5": "5.00"}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="q2c-drops")["Contents"]}
+    assert keys == {"in/quickbooks/invoice.csv", "in/_quarantine/quickbooks/_/invoice.csv",
+                    "in/_quarantine/quickbooks/_/invoice.csv.reason.txt"}
+    moved = s3.get_object(Bucket="q2c-drops", Key="in/_quarantine/quickbooks/_/invoice.csv")
+    assert moved["Body"].read() == b"id,total_amount\n77,770.00\n"
+
+
+class _VanishingS3Drops(S3Drops):
+    """An S3 drop store whose `term.csv` is deleted right after it was listed, as another
+    process (or a lifecycle rule) can do."""
+
+    def files(self):
+        found = super().files()
+        self.client.delete_object(Bucket=self.bucket, Key=self._key("quickbooks/term.csv"))
+        return found
+
+
+def test_an_s3_object_gone_before_reading_fails_alone_and_is_tried_again(
+    aws, landing, manifest  # noqa: F811
+):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="q2c-drops",
+                     CreateBucketConfiguration={"LocationConstraint": aws.region})
+    s3.put_object(Bucket="q2c-drops", Key="in/quickbooks/invoice.csv",
+                  Body=b"id,total_amount\n1,10.00\n")
+    s3.put_object(Bucket="q2c-drops", Key="in/quickbooks/term.csv", Body=b"id,name\n3,Net 30\n")
+    store = _VanishingS3Drops("s3://q2c-drops/in", aws.client("s3"))
+
+    results, batch = process_drops(store, manifest, landing)
+
+    by_path = {r.file.path: r for r in results}
+    assert by_path["quickbooks/invoice.csv"].status == "placed"
+    term = by_path["quickbooks/term.csv"]
+    assert term.status == "failed"
+    assert "quickbooks/term.csv: could not be read or placed (NoSuchKey" in term.message
+    assert batch == 1
+    assert not manifest.is_known(store.location, term.file)
+    assert manifest.is_known(store.location, by_path["quickbooks/invoice.csv"].file)
+
+
 @pytest.fixture
 def sensor_env(monkeypatch, tmp_path, drops, landing):
     monkeypatch.setenv("Q2C_HOME", str(tmp_path / "home"))
@@ -254,7 +457,8 @@ def sensor_env(monkeypatch, tmp_path, drops, landing):
 
 def _identity(drops: Path, relative: str) -> DropFile:
     stat = (drops / relative).stat()
-    return DropFile(relative, f"{stat.st_size}:{stat.st_mtime_ns}")
+    digest = hashlib.sha256((drops / relative).read_bytes()).hexdigest()[:32]
+    return DropFile(relative, f"{stat.st_size}:{stat.st_mtime_ns}:{digest}")
 
 
 def test_sensor_places_drops_and_requests_one_ingest_run_keyed_by_the_files(

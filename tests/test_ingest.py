@@ -206,3 +206,97 @@ def test_line_numbers_stay_true_after_a_value_that_spans_lines(tmp_path, warehou
     ).fetchone()[0]
     assert memo == "Thanks,\nsee you soon"
     assert line == 4
+
+
+def test_header_names_with_quotes_load_as_columns_of_exactly_that_name(tmp_path, warehouse):
+    folder = tmp_path / "landing" / "quickbooks"
+    folder.mkdir(parents=True)
+    (folder / "term.csv").write_text(
+        'id,"x""y","a"" as varchar) as b, 1 as ""c",name\n3,v,w,Net 30\n')
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "quickbooks", "run-1")}
+
+    assert loads["term"].status == "loaded_with_warnings"
+    # Header names are normalized (spaces become underscores), then quoted as identifiers.
+    row = warehouse.sql(
+        'select id, "x""y", "a""_as_varchar)_as_b,_1_as_""c", name from raw_quickbooks.term'
+    ).fetchone()
+    assert row == ("3", "v", "w", "Net 30")
+
+
+def test_an_empty_trailing_header_column_is_left_out_and_reported(tmp_path, warehouse):
+    folder = tmp_path / "landing" / "hubspot"
+    folder.mkdir(parents=True)
+    (folder / "owner.csv").write_text("owner_id,email,\nO1,a@b.example,\nO2,c@d.example\n")
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "hubspot", "run-1")}
+
+    assert (loads["owner"].status, loads["owner"].rows_loaded) == ("loaded_with_warnings", 2)
+    assert loads["owner"].message == "column(s) 3 had no name and no values and were left out"
+    columns = [r[0] for r in warehouse.sql("describe raw_hubspot.owner").fetchall()]
+    assert "" not in columns
+    assert warehouse.sql("select email from raw_hubspot.owner order by owner_id").fetchall() == [
+        ("a@b.example",), ("c@d.example",)]
+
+
+def test_a_value_under_an_unnamed_column_fails_the_file_naming_it_until_fixed(
+    tmp_path, warehouse
+):
+    path = tmp_path / "landing" / "hubspot" / "owner.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("owner_id,email\nO1,a@b.example\n")
+    load_source(warehouse, tmp_path / "landing", "hubspot", "run-1")
+    path.write_text("owner_id,email,\nO1,a@b.example,\nO2,c@d.example,x\n")
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "hubspot", "run-2")}
+
+    assert loads["owner"].status == "failed"
+    assert loads["owner"].message.startswith(
+        f"{path}: column 3 has no name in the header but holds a value on line 3")
+    report = warehouse.sql("select message from q2c_ops.ingest_report where run_id = 'run-2' "
+                           "and table_name = 'owner'").fetchone()[0]
+    assert str(path) in report
+    assert warehouse.sql("select owner_id from raw_hubspot.owner").fetchall() == [("O1",)]
+
+    path.write_text("owner_id,email,note\nO1,a@b.example,\nO2,c@d.example,x\n")
+    fixed = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "hubspot", "run-3")}
+
+    assert fixed["owner"].rows_loaded == 2
+
+
+def test_a_file_the_warehouse_refuses_fails_alone_naming_the_file(tmp_path, warehouse):
+    folder = tmp_path / "landing" / "quickbooks"
+    folder.mkdir(parents=True)
+    (folder / "term.csv").write_text("id,na\x00me\n3,Net 30\n")
+    (folder / "item.csv").write_text("id,name\n11,Glacier Boot\n")
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "quickbooks", "run-1")}
+
+    assert loads["term"].status == "failed"
+    assert loads["term"].message.startswith(
+        f"{folder / 'term.csv'}: could not be loaded into raw_quickbooks.term (ParserException")
+    assert "fix or remove that file" in loads["term"].message
+    assert loads["item"].rows_loaded == 1
+    assert warehouse.sql("select count(*) from raw_quickbooks.term").fetchone() == (0,)
+
+
+def test_a_value_over_the_field_limit_is_reported_as_too_long_not_as_a_quote(
+    tmp_path, warehouse
+):
+    folder = tmp_path / "landing" / "salesforce"
+    folder.mkdir(parents=True)
+    (folder / "case.csv").write_text(
+        "id,description\nC1,short\nC2," + "x" * (17 * 2**20) + "\nC3,short\n")
+
+    loads = {load.table.name: load for load in load_source(warehouse, tmp_path / "landing",
+                                                             "salesforce", "run-1")}
+
+    message = loads["case"].message
+    assert loads["case"].status == "failed"
+    assert "the record starting on line 3 has a value longer than 16 MiB" in message
+    assert "quote" not in message

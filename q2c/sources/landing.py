@@ -87,7 +87,8 @@ def find_table_file(folder: Path, table: RawTable) -> Path | None:
 
 
 # A single value may be long (a case description), but not unbounded.
-csv.field_size_limit(16 * 2**20)
+FIELD_LIMIT = 16 * 2**20
+csv.field_size_limit(FIELD_LIMIT)
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d+))?)?)?"
 )
@@ -110,7 +111,7 @@ def _undecodable(values: list[str]) -> str | None:
     return None
 
 
-def _recency(record: dict) -> tuple:
+def row_recency(record: dict) -> tuple:
     """When a row version was synced, parsed: sources write `9:17:27` as well as `09:17:27`."""
     for column in _RECENCY_COLUMNS:
         match = _TIMESTAMP.match((record.get(column) or "").strip())
@@ -126,18 +127,97 @@ def normalize_column_name(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
+def quote_identifier(name: str) -> str:
+    """A name as a SQL identifier: in double quotes, its own double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class CsvRecords:
+    """A strict CSV reader that remembers the line where the record being read starts, so a
+    broken record is reported where a person has to look, not where the reader gave up."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        self.started = 1
+
+    def __iter__(self) -> CsvRecords:
+        return self
+
+    def __next__(self) -> list[str]:
+        self.started = self.reader.line_num + 1
+        return next(self.reader)
+
+    @property
+    def line_num(self) -> int:
+        """The last line of the record just read."""
+        return self.reader.line_num
+
+    def problem(self, exc: csv.Error) -> str:
+        """Why the file is not valid CSV, told apart by the quotes left after the last good
+        record: an odd count means one never closes (the rest of the file became one value);
+        an even count with a too-long value means the value really is that long."""
+        rest = io.StringIO(self.text, newline="")
+        for _ in range(self.started - 1):
+            rest.readline()
+        unbalanced = rest.read().count('"') % 2 == 1
+        line = self.started
+        if unbalanced:
+            return (f"a quote opened in the record starting on line {line} is never closed, "
+                    f"so the rest of the file reads as one value ({exc}); a quote is probably "
+                    "unbalanced. Fix or re-export the file")
+        if "field larger than field limit" in str(exc):
+            return (f"the record starting on line {line} has a value longer than "
+                    f"{FIELD_LIMIT // 2**20} MiB, the most q2c reads in one field; remove or "
+                    "shorten that value (often an attachment or encoded file exported by "
+                    "mistake) and re-export the file")
+        return f"line {line} is not valid CSV ({exc}). Fix or re-export the file"
+
+
+def unnamed_report(path: object, header: list[str],
+                   rows: list[tuple[int, list[str]]]) -> tuple[list[str], list, str]:
+    """Header and rows without the empty unnamed columns at the end of the header (a trailing
+    comma, as spreadsheets write it), and a note saying so. A column without a name that
+    holds a value, or that stands between named ones, cannot be placed: LandingFileError
+    naming its position (from 1) and, for a value, the line."""
+    positions = [i for i, name in enumerate(header) if not name]
+    if not positions:
+        return header, rows, ""
+    for line, values in rows:
+        for i in positions:
+            if i < len(values) and values[i].strip():
+                raise LandingFileError(
+                    f"{path}: column {i + 1} has no name in the header but holds a value on "
+                    f"line {line}; name that column in the header (or remove it) and "
+                    "re-export"
+                )
+    named = len(header) - len(positions)
+    if positions != list(range(named, len(header))):
+        raise LandingFileError(
+            f"{path}: column {positions[0] + 1} has no name in the header; name it (or "
+            "remove the column) and re-export"
+        )
+    # Only empty values stand past the named columns, so a row may end there or after them.
+    rows = [(line, values[:named] if named <= len(values) <= len(header) else values)
+            for line, values in rows]
+    numbers = ", ".join(str(p + 1) for p in positions)
+    return header[:named], rows, (
+        f"column(s) {numbers} had no name and no values and were left out")
+
+
 def parse_table_file(path: Path, table: RawTable) -> tuple[list[str], list[dict], TableLoad]:
     """Read one CSV into header and good records, collecting the rows that cannot be used."""
     load = TableLoad(table=table, file=path)
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    records = CsvRecords(_read_text(path))
     try:
-        header = [normalize_column_name(name) for name in next(reader, [])]
-        return _parse_records(path, table, reader, header, load)
+        header = [normalize_column_name(name) for name in next(records, [])]
+        rows = [(records.line_num, values) for values in records]
     except csv.Error as exc:
         raise LandingFileError(
-            f"{path}: line {reader.line_num} is not valid CSV ({exc}); a quote is probably "
-            "unbalanced. Fix or re-export the file; no row of it was loaded."
+            f"{path}: {records.problem(exc)}; no row of it was loaded."
         ) from exc
+    header, rows, load.message = unnamed_report(path, header, rows)
+    return _parse_records(path, table, rows, header, load)
 
 
 def _key_of(table: RawTable, header: list[str], values: list[str]) -> str | None:
@@ -151,7 +231,7 @@ def _key_of(table: RawTable, header: list[str], values: list[str]) -> str | None
     return "|".join(parts)
 
 
-def _parse_records(path, table, reader, header, load):
+def _parse_records(path, table, rows, header, load):
     if not header or not any(header):
         raise LandingFileError(f"{path}: the file has no header row")
     duplicated = sorted({name for name in header if header.count(name) > 1})
@@ -165,8 +245,7 @@ def _parse_records(path, table, reader, header, load):
         )
 
     kept: dict[tuple, dict] = {}
-    for values in reader:
-        row_number = reader.line_num
+    for row_number, values in rows:
         if not any(value.strip() for value in values):
             continue
         load.rows_read += 1
@@ -201,7 +280,7 @@ def _parse_records(path, table, reader, header, load):
         record["_q2c_source_row"] = row_number
         key = tuple(record[k] for k in table.key)
         if key in kept:
-            older, newer = sorted((kept[key], record), key=_recency)
+            older, newer = sorted((kept[key], record), key=row_recency)
             load.quarantined.append(QuarantinedRow(
                 older["_q2c_source_row"], "|".join(key), ",".join(table.key),
                 f"duplicate key; the version on line {newer['_q2c_source_row']} was kept",
@@ -230,13 +309,18 @@ def _frame(
 def _write_raw_table(
     conn: duckdb.DuckDBPyConnection, table: RawTable, frame: pd.DataFrame
 ) -> None:
-    conn.execute(f"create schema if not exists {table.schema}")
+    schema = quote_identifier(table.schema)
+    conn.execute(f"create schema if not exists {schema}")
     conn.register("_q2c_landing_frame", frame)
     try:
         value_columns = [c for c in frame.columns if c not in LINEAGE_COLUMNS]
-        select = ", ".join(f'cast("{c}" as varchar) as "{c}"' for c in value_columns)
+        select = ", ".join(
+            f"cast({quote_identifier(c)} as varchar) as {quote_identifier(c)}"
+            for c in value_columns
+        )
         conn.execute(
-            f"create or replace table {table.relation} as select {select}, "
+            f"create or replace table {schema}.{quote_identifier(table.name)} as "
+            f"select {select}, "
             "cast(_q2c_source_file as varchar) as _q2c_source_file, "
             "cast(_q2c_source_row as integer) as _q2c_source_row, "
             "cast(_q2c_loaded_at as timestamp) as _q2c_loaded_at "
@@ -285,9 +369,20 @@ def load_table(conn: duckdb.DuckDBPyConnection, folder: Path, table: RawTable) -
             _write_raw_table(conn, table, _frame(table, [], [], str(path)))
         return load
 
-    _write_raw_table(conn, table, _frame(table, header, records, str(path)))
+    try:
+        _write_raw_table(conn, table, _frame(table, header, records, str(path)))
+    except duckdb.Error as exc:
+        # Whatever the warehouse refuses in a landed file, the report names the file to fix
+        # and the table of the last good load stays, so one bad file cannot stop the night.
+        message = (f"{path}: could not be loaded into raw_{table.source}.{table.name} "
+                   f"({type(exc).__name__}: {exc}); fix or remove that file (each row "
+                   "names the drop it came from in _q2c_drop_file, if any) and ingest again")
+        log.error("raw_%s.%s: %s", table.source, table.name, message)
+        if not _table_exists(conn, table):
+            _write_raw_table(conn, table, _frame(table, [], [], str(path)))
+        return TableLoad(table=table, file=path, status="failed", message=message)
     load.rows_loaded = len(records)
-    if load.quarantined or load.missing_columns:
+    if load.quarantined or load.missing_columns or load.message:
         load.status = "loaded_with_warnings"
     return load
 

@@ -5,7 +5,11 @@ and jitter; when the provider says how long to wait (`Retry-After`, in seconds o
 date) that wait is used instead. A 401 or 403 stops at once with what to fix. JSON numbers
 with a fraction are parsed as Decimal, so an amount is never a float.
 Requests and errors are logged by method and path only: no query string (it may hold a
-filter on customer data), no header (it holds the token), no body.
+filter on customer data), no header (it holds the token), no body. Header values are checked
+when the client is built (a line break in a token would end its header and start another);
+an error of the HTTP library is reported by its class name only, never its text (which can
+quote a header), and no error is chained to it. A token the provider echoes back is masked
+in any letter case and URL-encoded.
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ import datetime as dt
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import requests
 
 from q2c.sources.connectors.errors import (
     AuthError,
+    ConfigurationError,
     ConnectorError,
     ProviderError,
     TransientError,
@@ -119,6 +125,14 @@ class HttpClient:
 
     def __post_init__(self) -> None:
         self.secrets = tuple(s for s in self.secrets if s)
+        for name, value in self.headers.items():
+            if any(ord(c) < 32 or ord(c) == 127 or ord(c) > 255 for c in str(value)):
+                raise ConfigurationError(
+                    self.provider,
+                    f"{self.provider}: the {name} header would carry a line break, a control "
+                    "character or a character HTTP headers cannot hold; check the setting it "
+                    "comes from for stray characters (the value is not shown)",
+                )
 
     def url(self, path: str) -> str:
         """The absolute URL of `path`; a link to another host is refused, so the token is
@@ -150,17 +164,13 @@ class HttpClient:
         while True:
             if self.limiter is not None:
                 self.limiter.acquire()
-            try:
-                response = self.session.request(
-                    method, url, params=params, json=body, headers=dict(self.headers),
-                    timeout=self.timeout,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            response, failure = self._send(method, url, params, body)
+            if response is None:
                 failures += 1
                 error = TransientError(
                     self.provider,
-                    self._clean(f"{self.provider}: {where} failed ({type(exc).__name__}); "
-                                "the service could not be reached"),
+                    f"{self.provider}: {where} failed ({failure}); the service could not be "
+                    "reached",
                 )
                 self._wait_or_raise(error, failures, where, None)
                 continue
@@ -172,6 +182,33 @@ class HttpClient:
             failures += 1
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             self._wait_or_raise(error, failures, where, wait)
+
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None,
+              body: Any) -> tuple[requests.Response | None, str]:
+        """The response, or None and the name of the failure when the connection failed.
+
+        Any other error of the HTTP library stops the pull as a ProviderError that carries
+        only the error's class name: the library's own text can quote a header (the token).
+        """
+        failure = None
+        try:
+            response = self.session.request(
+                method, url, params=params, json=body, headers=dict(self.headers),
+                timeout=self.timeout,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            return None, type(exc).__name__
+        except (requests.RequestException, ValueError, UnicodeError) as exc:
+            failure = type(exc).__name__
+        if failure is not None:
+            # Raised outside the except block, so no traceback shows the library's error.
+            raise ProviderError(
+                self.provider,
+                f"{self.provider}: {method} {urlsplit(url).path} could not be sent "
+                f"({failure}); check the base URL and the credential settings for stray "
+                "characters",
+            )
+        return response, ""
 
     def _reply(self, response: requests.Response, where: str) -> Reply:
         try:
@@ -239,8 +276,13 @@ class HttpClient:
         )
 
     def _clean(self, text: str) -> str:
+        """`text` with every token masked, as sent or echoed back changed: in another letter
+        case, URL-encoded, or with its slashes escaped as JSON may write them."""
         for secret in self.secrets:
-            text = text.replace(secret, "***")
+            forms = {secret, quote(secret, safe=""), quote_plus(secret),
+                     secret.replace("/", "\\/")}
+            for form in sorted(forms, key=len, reverse=True):
+                text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
         return text
 
 

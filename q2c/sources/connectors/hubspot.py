@@ -39,6 +39,7 @@ from q2c.sources.connectors.landing_writer import (
     mark_deleted,
     table_shape,
 )
+from q2c.sources.connectors.paging import PageCheck
 from q2c.sources.connectors.rate_limit import RateLimiter
 
 PROVIDER = "HubSpot"
@@ -106,7 +107,7 @@ class HubSpotConnector(Connector):
     ) -> HubSpotConnector:
         """Q2C_HUBSPOT_TOKEN (private app token), Q2C_HUBSPOT_URL (default the public API)."""
         values = read_env(PROVIDER, {
-            "token": EnvValue("Q2C_HUBSPOT_TOKEN", what="a private app access token"),
+            "token": EnvValue("Q2C_HUBSPOT_TOKEN", what="a private app access token", secret=True),
             "url": EnvValue("Q2C_HUBSPOT_URL", "https://api.hubapi.com"),
         }, env)
         client_options.setdefault("limiter", RateLimiter(rate=9, burst=10))
@@ -121,28 +122,42 @@ class HubSpotConnector(Connector):
         return cls(client, landing_dir, cursors, page_size or 100)
 
     def pages(self, stream: str, state: dict[str, Any]) -> Iterator[Page]:
+        check = PageCheck(PROVIDER, stream)
         if stream == "owner":
-            yield from self._owners()
+            yield from self._owners(check)
             return
         if stream.endswith("_pipeline"):
-            yield from self._pipelines(stream.removesuffix("_pipeline"))
+            yield from self._pipelines(stream.removesuffix("_pipeline"), check)
             return
         obj = OBJECTS[stream]
-        long_url = len(",".join(self._property_types(obj))) > LIST_PROPERTIES_LIMIT
+        long_url = len(",".join(self._property_types(obj, check))) > LIST_PROPERTIES_LIMIT
         if (state.get("high_water") or long_url) and "pending" not in state:
-            yield from self._search(obj, state)
+            yield from self._search(obj, state, check)
         else:
-            yield from self._list_all(obj, state)
+            yield from self._list_all(obj, state, check)
 
-    def _property_types(self, obj: HubSpotObject) -> dict[str, str]:
+    def _property_types(self, obj: HubSpotObject, check: PageCheck) -> dict[str, str]:
         if obj.table not in self._properties:
+            where = f"GET /crm/v3/properties/{obj.api_name}"
             reply = self.client.get(f"/crm/v3/properties/{obj.api_name}")
+            results = check.items(check.body(reply.data, where), "results", where)
             self._properties[obj.table] = {
-                p["name"]: p.get("type", "string") for p in reply.data.get("results", [])
+                check.text(p, "name", where, n): str(p.get("type") or "string")
+                for n, p in enumerate(results, start=1)
             }
         return self._properties[obj.table]
 
-    def _list_all(self, obj: HubSpotObject, state: dict[str, Any]) -> Iterator[Page]:
+    def _records(self, obj: HubSpotObject, reply: Reply, where: str,
+                 check: PageCheck) -> tuple[dict, list[tuple[dict, str, str]]]:
+        """The answer's body and its records, each with its checked id and moment."""
+        body = check.body(reply.data, where)
+        records = check.items(body, "results", where)
+        return body, [(record, check.text(record, "id", where, n),
+                       self._moment(obj, record, where, n, check))
+                      for n, record in enumerate(records, start=1)]
+
+    def _list_all(self, obj: HubSpotObject, state: dict[str, Any],
+                  check: PageCheck) -> Iterator[Page]:
         """Every live object, paged by `after`; the mark is committed when the list ends.
 
         The list is ordered by id, not by modification time, so until it ends the state
@@ -152,9 +167,12 @@ class HubSpotConnector(Connector):
         """
         pending = dict(state.get("pending") or {})
         seen = Watermark.from_state(pending)
-        properties = self._property_types(obj)
+        properties = self._property_types(obj, check)
         after = pending.get("after")
+        if after:
+            check.follow(after, "paging cursor `after`")
         started = pending.get("started")
+        where = f"GET /crm/v3/objects/{obj.api_name}"
         while True:
             params = {"limit": self.page_size, "properties": ",".join(properties),
                       "archived": "false"}
@@ -162,20 +180,23 @@ class HubSpotConnector(Connector):
                 params["after"] = after
             reply = self.client.get(f"/crm/v3/objects/{obj.api_name}", params)
             started = started or _reply_time(reply)
-            records = reply.data.get("results", [])
-            for record in records:
-                seen.advance(record["id"], self._moment(obj, record))
-            after = ((reply.data.get("paging") or {}).get("next") or {}).get("after")
+            body, entries = self._records(obj, reply, where, check)
+            for _, record_id, moment in entries:
+                seen.advance(record_id, moment)
+            after = _next_after(body, where, check)
             if after:
+                check.follow(after, "paging cursor `after`")
                 next_state = {"pending": {**seen.to_state(), "after": after,
                                           "started": started}}
             else:
                 next_state = _finished(seen, started)
-            yield Page(self._batches(obj, records), next_state, len(records))
+            records = [record for record, _, _ in entries]
+            yield Page(self._batches(obj, records, check), next_state, len(records))
             if not after:
                 return
 
-    def _search(self, obj: HubSpotObject, state: dict[str, Any]) -> Iterator[Page]:
+    def _search(self, obj: HubSpotObject, state: dict[str, Any],
+                check: PageCheck) -> Iterator[Page]:
         """Objects modified at or after the mark, oldest first.
 
         After a page that landed something the search starts again from the new mark rather
@@ -183,7 +204,8 @@ class HubSpotConnector(Connector):
         to the end of the results and would shift the offset past one not yet read.
         """
         mark = Watermark.from_state(state)
-        properties = self._property_types(obj)
+        properties = self._property_types(obj, check)
+        where = f"POST /crm/v3/objects/{obj.api_name}/search"
         after = None
         while True:
             since = int(parse_instant(mark.value).timestamp() * 1000) if mark.value else 0
@@ -199,30 +221,46 @@ class HubSpotConnector(Connector):
             if after:
                 body["after"] = after
             reply = self.client.post(f"/crm/v3/objects/{obj.api_name}/search", body)
-            records = reply.data.get("results", [])
-            fresh = mark.take(records, lambda r: r["id"], lambda r: self._moment(obj, r))
-            yield Page(self._batches(obj, fresh), mark.to_state(), len(fresh))
-            next_after = ((reply.data.get("paging") or {}).get("next") or {}).get("after")
+            answer, entries = self._records(obj, reply, where, check)
+            fresh = []
+            for record, record_id, moment in entries:
+                if not mark.seen(record_id, moment):
+                    fresh.append(record)
+                    mark.advance(record_id, moment)
+            yield Page(self._batches(obj, fresh, check), mark.to_state(), len(fresh))
+            next_after = _next_after(answer, where, check)
             if not next_after:
                 return
-            after = None if fresh else next_after
+            if fresh:
+                # A new mark starts a new search, whose offsets begin again.
+                check.forget_cursors()
+                after = None
+            else:
+                check.follow(next_after, "paging cursor `after`")
+                after = next_after
 
-    def _moment(self, obj: HubSpotObject, record: dict) -> str:
-        value = (record.get("properties") or {}).get(obj.modified_property) or record.get(
-            "updatedAt")
-        return cursor_text(parse_instant(value))
+    def _moment(self, obj: HubSpotObject, record: dict, where: str, number: int,
+                check: PageCheck) -> str:
+        properties = record.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise check.fail(f"record {number} in the answer of {where} has `properties` "
+                             "that are not an object")
+        value = properties.get(obj.modified_property) or record.get("updatedAt")
+        return check.moment(value, obj.modified_property, where, number)
 
-    def _batches(self, obj: HubSpotObject, records: list[dict]) -> list[TableBatch]:
+    def _batches(self, obj: HubSpotObject, records: list[dict],
+                 check: PageCheck) -> list[TableBatch]:
         if not records:
             return []
         shape = table_shape("hubspot", obj.table, (obj.key,), obj.soft_delete_column)
-        types = self._property_types(obj)
+        types = self._property_types(obj, check)
         synced = synced_now()
-        rows = [self._row(obj, shape, types, record, synced) for record in records]
+        with check.reading(f"the {obj.api_name} page"):
+            rows = [self._row(obj, shape, types, record, synced) for record in records]
         batches = [TableBatch(shape, rows)]
-        ids = [record["id"] for record in records]
+        ids = [str(record["id"]) for record in records]
         for target in obj.associations:
-            batches.append(self._associations(obj, target, ids, synced))
+            batches.append(self._associations(obj, target, ids, synced, check))
         return batches
 
     def _row(self, obj: HubSpotObject, shape: TableShape, types: dict[str, str],
@@ -241,33 +279,35 @@ class HubSpotConnector(Connector):
         return row
 
     def _associations(
-        self, obj: HubSpotObject, target: str, ids: list[str], synced: str
+        self, obj: HubSpotObject, target: str, ids: list[str], synced: str,
+        check: PageCheck,
     ) -> TableBatch:
         """The page's associations to `target`; they replace those landed for these ids."""
         from_column, to_column = f"{obj.table}_id", f"{target}_id"
         name = f"{obj.table}_{target}"
         shape = table_shape("hubspot", name, (from_column, to_column, "type_id"))
-        reply = self.client.post(
-            f"/crm/v4/associations/{obj.api_name}/{_API_NAMES[target]}/batch/read",
-            {"inputs": [{"id": i} for i in ids]},
-        )
+        path = f"/crm/v4/associations/{obj.api_name}/{_API_NAMES[target]}/batch/read"
+        reply = self.client.post(path, {"inputs": [{"id": i} for i in ids]})
         rows = []
-        for result in (reply.data or {}).get("results", []):
-            for link in result.get("to", []):
-                for kind in link.get("associationTypes", []):
-                    rows.append({
-                        from_column: str(result["from"]["id"]),
-                        to_column: str(link["toObjectId"]),
-                        "type_id": text(kind.get("typeId")),
-                        "category": text(kind.get("category")),
-                        "_fivetran_synced": synced,
-                    })
+        results = check.items(check.body(reply.data, f"POST {path}"), "results", f"POST {path}")
+        with check.reading(f"POST {path}"):
+            for result in results:
+                for link in result.get("to") or []:
+                    for kind in link.get("associationTypes") or []:
+                        rows.append({
+                            from_column: str(result["from"]["id"]),
+                            to_column: str(link["toObjectId"]),
+                            "type_id": text(kind.get("typeId")),
+                            "category": text(kind.get("category")),
+                            "_fivetran_synced": synced,
+                        })
         return TableBatch(shape, rows, replace_column=from_column, replace_ids=ids)
 
 
-    def _owners(self) -> Iterator[Page]:
+    def _owners(self, check: PageCheck) -> Iterator[Page]:
         """Every owner, each pull (owners are few and carry no modification filter)."""
         shape = table_shape("hubspot", "owner", ("owner_id",))
+        where = "GET /crm/v3/owners"
         after = None
         while True:
             params: dict[str, Any] = {"limit": self.page_size}
@@ -275,46 +315,58 @@ class HubSpotConnector(Connector):
                 params["after"] = after
             reply = self.client.get("/crm/v3/owners", params)
             synced = synced_now()
-            rows = [{
-                "owner_id": str(owner["id"]), "email": text(owner.get("email")),
-                "first_name": text(owner.get("firstName")),
-                "last_name": text(owner.get("lastName")), "type": text(owner.get("type")),
-                "active_user_id": text(owner.get("userId")),
-                "created_at": utc_text(owner.get("createdAt")),
-                "updated_at": utc_text(owner.get("updatedAt")),
-                "_fivetran_synced": synced,
-            } for owner in reply.data.get("results", [])]
+            body = check.body(reply.data, where)
+            owners = check.items(body, "results", where)
+            for number, owner in enumerate(owners, start=1):
+                check.text(owner, "id", where, number)
+            with check.reading(where):
+                rows = [{
+                    "owner_id": str(owner["id"]), "email": text(owner.get("email")),
+                    "first_name": text(owner.get("firstName")),
+                    "last_name": text(owner.get("lastName")), "type": text(owner.get("type")),
+                    "active_user_id": text(owner.get("userId")),
+                    "created_at": _owner_time(owner, "createdAt", where, check),
+                    "updated_at": _owner_time(owner, "updatedAt", where, check),
+                    "_fivetran_synced": synced,
+                } for owner in owners]
+            after = _next_after(body, where, check)
+            if after:
+                check.follow(after, "paging cursor `after`")
             yield Page([TableBatch(shape, rows)] if rows else [], {}, len(rows))
-            after = ((reply.data.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
 
-    def _pipelines(self, kind: str) -> Iterator[Page]:
+    def _pipelines(self, kind: str, check: PageCheck) -> Iterator[Page]:
         """Every pipeline of deals or tickets and its stages, each pull.
 
         Lands `<kind>_pipeline` and `<kind>_pipeline_stage`. A deal stage is closed when its
         metadata says `isClosed`, and won when it is closed with probability 1 (HubSpot's
         own rule for closed won); a ticket stage is closed when its `ticketState` is CLOSED.
         """
+        where = f"GET /crm/v3/pipelines/{kind}s"
         reply = self.client.get(f"/crm/v3/pipelines/{kind}s")
+        results = check.items(check.body(reply.data, where), "results", where)
         synced = synced_now()
         pipeline_shape = table_shape("hubspot", f"{kind}_pipeline", ("pipeline_id",))
         stage_key = ("pipeline_id", "stage_id") if kind == "ticket" else ("stage_id",)
         stage_shape = table_shape("hubspot", f"{kind}_pipeline_stage", stage_key)
         pipelines, stages = [], []
-        for pipeline in reply.data.get("results", []):
-            pipelines.append(mark_deleted({
-                "pipeline_id": str(pipeline["id"]), "label": text(pipeline.get("label")),
-                "display_order": text(pipeline.get("displayOrder")),
-                "active": text(not pipeline.get("archived", False)),
-                "created_at": utc_text(pipeline.get("createdAt")),
-                "updated_at": utc_text(pipeline.get("updatedAt")), "_fivetran_synced": synced,
-            }, pipeline_shape, bool(pipeline.get("archived"))))
-            for stage in pipeline.get("stages", []):
-                stages.append(mark_deleted(
-                    _stage_row(kind, pipeline, stage, synced), stage_shape,
-                    bool(stage.get("archived")),
-                ))
+        with check.reading(where):
+            for number, pipeline in enumerate(results, start=1):
+                pipelines.append(mark_deleted({
+                    "pipeline_id": check.text(pipeline, "id", where, number),
+                    "label": text(pipeline.get("label")),
+                    "display_order": text(pipeline.get("displayOrder")),
+                    "active": text(not pipeline.get("archived", False)),
+                    "created_at": utc_text(pipeline.get("createdAt")),
+                    "updated_at": utc_text(pipeline.get("updatedAt")),
+                    "_fivetran_synced": synced,
+                }, pipeline_shape, bool(pipeline.get("archived"))))
+                for stage in pipeline.get("stages") or []:
+                    stages.append(mark_deleted(
+                        _stage_row(kind, pipeline, stage, synced), stage_shape,
+                        bool(stage.get("archived")),
+                    ))
         batches = [TableBatch(pipeline_shape, pipelines), TableBatch(stage_shape, stages)]
         yield Page([b for b in batches if b.rows], {}, len(pipelines))
 
@@ -342,11 +394,33 @@ def _stage_row(kind: str, pipeline: dict, stage: dict, synced: str) -> dict[str,
     return row
 
 
+def _next_after(body: dict[str, Any], where: str, check: PageCheck) -> str | None:
+    """The `after` token of the next page, or None on the last page."""
+    paging = body.get("paging") or {}
+    following = paging.get("next") if isinstance(paging, dict) else None
+    following = following or {}
+    if not isinstance(following, dict):
+        raise check.fail(f"`paging.next` in the answer of {where} is not an object")
+    after = following.get("after")
+    return None if after in (None, "") else str(after)
+
+
+def _owner_time(owner: dict, name: str, where: str, check: PageCheck) -> str | None:
+    value = owner.get(name)
+    if value in (None, ""):
+        return None
+    check.moment(value, name, where, 0)
+    return utc_text(value)
+
+
 def _reply_time(reply: Reply) -> str | None:
     value = reply.headers.get("Date")
     if not value:
         return None
-    return cursor_text(email.utils.parsedate_to_datetime(value))
+    try:
+        return cursor_text(email.utils.parsedate_to_datetime(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def _finished(seen: Watermark, started: str | None) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from q2c.sources.connectors.config import EnvValue, read_env
 from q2c.sources.connectors.cursors import CursorStore
 from q2c.sources.connectors.errors import ProviderError
 from q2c.sources.connectors.flatten import (
-    cursor_text,
     parse_instant,
     snake_case,
     synced_now,
@@ -46,6 +45,7 @@ from q2c.sources.connectors.landing_writer import (
     mark_deleted,
     table_shape,
 )
+from q2c.sources.connectors.paging import PageCheck
 from q2c.sources.connectors.rate_limit import RateLimiter
 
 PROVIDER = "QuickBooks Online"
@@ -204,7 +204,8 @@ class QuickBooksConnector(Connector):
         default; the sandbox is https://sandbox-quickbooks.api.intuit.com)."""
         values = read_env(PROVIDER, {
             "realm": EnvValue("Q2C_QUICKBOOKS_REALM_ID", what="the company (realm) id"),
-            "token": EnvValue("Q2C_QUICKBOOKS_TOKEN", what="an OAuth 2.0 access token"),
+            "token": EnvValue("Q2C_QUICKBOOKS_TOKEN", what="an OAuth 2.0 access token",
+                              secret=True),
             "url": EnvValue("Q2C_QUICKBOOKS_URL", "https://quickbooks.api.intuit.com"),
             "minor": EnvValue("Q2C_QUICKBOOKS_MINOR_VERSION", DEFAULT_MINOR_VERSION),
         }, env)
@@ -224,18 +225,40 @@ class QuickBooksConnector(Connector):
 
     def pages(self, stream: str, state: dict[str, Any]) -> Iterator[Page]:
         entity = ENTITIES[stream]
+        check = PageCheck(PROVIDER, stream)
         mark = Watermark.from_state(state)
         position = 1
+        # The pages read at each mark: STARTPOSITION moves on only while the mark stays, and
+        # a later position answered with a page already read means the offset is ignored.
+        read_at: dict[tuple[str | None, tuple[str, ...]], int] = {}
         while True:
-            records = self._query(entity, mark.value, position)
+            records = self._query(entity, mark.value, position, check)
+            where = f"the {entity.name} query at STARTPOSITION {position}"
+            entries = []
+            for number, record in enumerate(records, start=1):
+                meta = record.get("MetaData")
+                value = meta.get("LastUpdatedTime") if isinstance(meta, dict) else None
+                entries.append((record, check.text(record, "Id", where, number),
+                                check.moment(value, "MetaData.LastUpdatedTime", where, number)))
+            page = (mark.value, tuple(record_id for _, record_id, _ in entries))
+            if records and page in read_at:
+                check.repeated(
+                    f"STARTPOSITION {position} answered the same entities (Id "
+                    f"{', '.join(page[1])}) as STARTPOSITION {read_at[page]}")
+            read_at[page] = position
             before = mark.value
-            fresh = mark.take(records, lambda r: str(r["Id"]), _moment)
-            yield Page(self._batches(entity, fresh), mark.to_state(), len(fresh))
+            fresh = []
+            for record, record_id, moment in entries:
+                if not mark.seen(record_id, moment):
+                    fresh.append(record)
+                    mark.advance(record_id, moment)
+            yield Page(self._batches(entity, fresh, check), mark.to_state(), len(fresh))
             if len(records) < self.page_size:
                 return
             position = 1 if mark.value != before else position + self.page_size
 
-    def _query(self, entity: Entity, since: str | None, position: int) -> list[dict]:
+    def _query(self, entity: Entity, since: str | None, position: int,
+               check: PageCheck) -> list[dict]:
         statement = f"select * from {entity.name}"
         if since:
             literal = parse_instant(since).strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -246,15 +269,24 @@ class QuickBooksConnector(Connector):
             f"/v3/company/{self.realm_id}/query",
             {"query": statement, "minorversion": self.minor_version},
         )
-        data = reply.data or {}
+        where = f"GET /v3/company/{self.realm_id}/query ({entity.name})"
+        data = check.body(reply.data, where)
         if "Fault" in data or "fault" in data:
             raise ProviderError(
                 PROVIDER, f"{PROVIDER} rejected the query on {entity.name}: "
                 f"{_error_text(data, '')}",
             )
-        return list((data.get("QueryResponse") or {}).get(entity.name, []))
+        answer = data.get("QueryResponse") or {}
+        if not isinstance(answer, dict):
+            raise check.fail(f"`QueryResponse` in the answer of {where} is not an object")
+        return check.items(answer, entity.name, where)
 
-    def _batches(self, entity: Entity, records: list[dict]) -> list[TableBatch]:
+    def _batches(self, entity: Entity, records: list[dict],
+                 check: PageCheck) -> list[TableBatch]:
+        with check.reading(f"the {entity.name} page"):
+            return self._rows(entity, records)
+
+    def _rows(self, entity: Entity, records: list[dict]) -> list[TableBatch]:
         if not records:
             return []
         synced = synced_now()
@@ -297,10 +329,6 @@ class QuickBooksConnector(Connector):
             for record in records for row in rows_of(record)
         ]
         return TableBatch(shape, rows, replace_column=parent, replace_ids=ids)
-
-
-def _moment(record: dict) -> str:
-    return cursor_text(parse_instant(record["MetaData"]["LastUpdatedTime"]))
 
 
 def _finish(row: dict[str, Any], shape: TableShape, synced: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from q2c.sources.connectors.landing_writer import (
     mark_deleted,
     table_shape,
 )
+from q2c.sources.connectors.paging import PageCheck
 from q2c.sources.connectors.rate_limit import RateLimiter
 from q2c.sources.schema import tables_of
 
@@ -101,7 +102,7 @@ class SalesforceConnector(Connector):
         values = read_env(PROVIDER, {
             "url": EnvValue("Q2C_SALESFORCE_INSTANCE_URL",
                             what="the org's URL, https://<my-domain>.my.salesforce.com"),
-            "token": EnvValue("Q2C_SALESFORCE_TOKEN", what="an OAuth access token"),
+            "token": EnvValue("Q2C_SALESFORCE_TOKEN", what="an OAuth access token", secret=True),
             "version": EnvValue("Q2C_SALESFORCE_API_VERSION", DEFAULT_API_VERSION),
         }, env)
         client_options.setdefault("limiter", RateLimiter(rate=20, burst=20))
@@ -120,8 +121,9 @@ class SalesforceConnector(Connector):
 
     def pages(self, stream: str, state: dict[str, Any]) -> Iterator[Page]:
         sobject = self.objects[stream]
+        check = PageCheck(PROVIDER, stream)
         shape = table_shape("salesforce", stream, ("id",))
-        fields = self._describe(sobject)
+        fields = self._describe(sobject, check)
         columns = _column_names(fields, shape)
         cursor = next((name for name in _CURSOR_FIELDS if name in fields), None)
         mark = Watermark.from_state(state)
@@ -132,26 +134,42 @@ class SalesforceConnector(Connector):
         if cursor:
             soql += f" ORDER BY {cursor} ASC, Id ASC"
         base = f"/services/data/{self.api_version}"
+        where = f"GET {base}/queryAll"
         reply = self.client.get(f"{base}/queryAll", {"q": soql})
         while True:
-            records = reply.data.get("records", [])
+            body = check.body(reply.data, where)
+            records = check.items(body, "records", where)
+            for number, record in enumerate(records, start=1):
+                check.text(record, "Id", where, number)
+                if cursor:
+                    check.moment(record.get(cursor), cursor, where, number)
             if cursor:
-                records = mark.take(records, lambda r: r["Id"],
+                records = mark.take(records, lambda r: str(r["Id"]),
                                     lambda r: cursor_text(parse_instant(r[cursor])))
-            rows = [_row(record, fields, columns, shape) for record in records]
+            with check.reading(where):
+                rows = [_row(record, fields, columns, shape) for record in records]
             batches = [TableBatch(shape, rows)] if rows else []
+            next_url = body.get("nextRecordsUrl")
+            more = not body.get("done", True) and bool(next_url)
+            if more:
+                if not isinstance(next_url, str):
+                    raise check.fail(f"`nextRecordsUrl` in the answer of {where} is not a "
+                                     "link")
+                check.follow(next_url, "nextRecordsUrl")
             yield Page(batches, mark.to_state(), len(rows))
-            next_url = reply.data.get("nextRecordsUrl")
-            if reply.data.get("done", True) or not next_url:
+            if not more:
                 return
+            where = f"GET {next_url}"
             reply = self.client.get(next_url)
 
-    def _describe(self, sobject: str) -> dict[str, str]:
+    def _describe(self, sobject: str, check: PageCheck) -> dict[str, str]:
         """Queryable field names and their types, compound fields left out."""
-        reply = self.client.get(f"/services/data/{self.api_version}/sobjects/{sobject}/describe")
+        path = f"/services/data/{self.api_version}/sobjects/{sobject}/describe"
+        reply = self.client.get(path)
+        fields = check.items(check.body(reply.data, f"GET {path}"), "fields", f"GET {path}")
         return {
-            field["name"]: field.get("type", "string")
-            for field in reply.data.get("fields", [])
+            check.text(field, "name", f"GET {path}", n): str(field.get("type") or "string")
+            for n, field in enumerate(fields, start=1)
             if field.get("type") not in _COMPOUND_TYPES and field.get("type") != "base64"
         }
 

@@ -30,7 +30,6 @@ from q2c.sources.connectors.base import Connector, Page, Watermark
 from q2c.sources.connectors.config import EnvValue, read_env
 from q2c.sources.connectors.cursors import CursorStore
 from q2c.sources.connectors.flatten import (
-    cursor_text,
     parse_instant,
     snake_case,
     synced_now,
@@ -44,6 +43,7 @@ from q2c.sources.connectors.landing_writer import (
     mark_deleted,
     table_shape,
 )
+from q2c.sources.connectors.paging import PageCheck
 from q2c.sources.connectors.rate_limit import RateLimiter
 
 PROVIDER = "Stripe"
@@ -158,7 +158,8 @@ class StripeConnector(Connector):
     ) -> StripeConnector:
         """Q2C_STRIPE_API_KEY (secret or restricted key), Q2C_STRIPE_VERSION, Q2C_STRIPE_URL."""
         values = read_env(PROVIDER, {
-            "key": EnvValue("Q2C_STRIPE_API_KEY", what="a secret or restricted API key"),
+            "key": EnvValue("Q2C_STRIPE_API_KEY", what="a secret or restricted API key",
+                            secret=True),
             "version": EnvValue("Q2C_STRIPE_VERSION", DEFAULT_STRIPE_VERSION),
             "url": EnvValue("Q2C_STRIPE_URL", "https://api.stripe.com"),
         }, env)
@@ -175,10 +176,13 @@ class StripeConnector(Connector):
 
     def pages(self, stream: str, state: dict[str, Any]) -> Iterator[Page]:
         spec = LISTS[stream]
+        check = PageCheck(PROVIDER, stream)
         committed = Watermark.from_state(state)
         pending = dict(state.get("pending") or {})
         newest = Watermark.from_state(pending) if pending else Watermark()
         starting_after = pending.get("starting_after")
+        if starting_after:
+            check.follow(starting_after, "starting_after")
         while True:
             params: dict[str, Any] = {"limit": self.page_size}
             if committed.value:
@@ -186,35 +190,48 @@ class StripeConnector(Connector):
             if starting_after:
                 params["starting_after"] = starting_after
             reply = self.client.get(spec.path, params)
-            data = reply.data.get("data", [])
-            fresh = [o for o in data if not committed.seen(o["id"], _moment(o))]
-            for obj in fresh:
-                newest.advance(obj["id"], _moment(obj))
-            has_more = bool(reply.data.get("has_more")) and bool(data)
+            body = check.body(reply.data, f"GET {spec.path}")
+            data = check.items(body, "data", f"GET {spec.path}")
+            entries = [
+                (obj, check.text(obj, "id", f"GET {spec.path}", n),
+                 check.moment(obj.get("created"), "created", f"GET {spec.path}", n))
+                for n, obj in enumerate(data, start=1)
+            ]
+            fresh = []
+            for obj, object_id, moment in entries:
+                if not committed.seen(object_id, moment):
+                    fresh.append(obj)
+                    newest.advance(object_id, moment)
+            has_more = bool(body.get("has_more")) and bool(data)
             if has_more:
-                starting_after = data[-1]["id"]
+                starting_after = entries[-1][1]
+                check.follow(starting_after, "starting_after")
                 state_now = {**committed.to_state(),
                              "pending": {**newest.to_state(), "starting_after": starting_after}}
             else:
                 state_now = (newest if newest.value else committed).to_state()
-            yield Page(self._batches(spec, fresh), state_now, len(fresh))
+            yield Page(self._batches(spec, fresh, check), state_now, len(fresh))
             if not has_more:
                 return
 
-    def _batches(self, spec: StripeList, objects: list[dict]) -> list[TableBatch]:
+    def _batches(self, spec: StripeList, objects: list[dict],
+                 check: PageCheck) -> list[TableBatch]:
         if not objects:
             return []
         shape = table_shape("stripe", spec.table, ("id",))
         synced = synced_now()
-        rows = [_with_sync(flatten(o, frozenset({"lines"})), shape, synced) for o in objects]
+        with check.reading(f"GET {spec.path}"):
+            rows = [_with_sync(flatten(o, frozenset({"lines"})), shape, synced)
+                    for o in objects]
         batches = [TableBatch(shape, rows)]
         if spec.lines_table:
             parent_column = f"{spec.table}_id"
             lines_shape = table_shape("stripe", spec.lines_table, (parent_column, "id"))
             line_rows = []
             for obj in objects:
-                for line in self._lines(obj):
-                    row = flatten(line)
+                for line in self._lines(obj, check):
+                    with check.reading(f"the lines of {obj['id']}"):
+                        row = flatten(line)
                     row[parent_column] = obj["id"]
                     line_rows.append(_with_sync(row, lines_shape, synced))
             batches.append(TableBatch(
@@ -223,23 +240,27 @@ class StripeConnector(Connector):
             ))
         return batches
 
-    def _lines(self, obj: dict) -> Iterator[dict]:
+    def _lines(self, obj: dict, check: PageCheck) -> Iterator[dict]:
         """The parent's embedded lines, then the rest of them from the lines list."""
+        where = f"the lines of {obj['id']}"
         lines = obj.get("lines") or {}
-        data = list(lines.get("data", []))
+        if not isinstance(lines, dict):
+            raise check.fail(f"`lines` of {obj['id']} is not a list object")
+        data = check.items(lines, "data", where)
         yield from data
         has_more = bool(lines.get("has_more"))
+        pages = PageCheck(PROVIDER, f"{check.stream} (lines of {obj['id']})")
         while has_more and data:
-            reply = self.client.get(
-                lines["url"], {"limit": self.page_size, "starting_after": data[-1]["id"]}
-            )
-            data = reply.data.get("data", [])
+            url = lines.get("url")
+            if not isinstance(url, str) or not url:
+                raise check.fail(f"{where} have more pages but no `url` to read them from")
+            after = check.text(data[-1], "id", where, len(data))
+            pages.follow(after, "starting_after")
+            reply = self.client.get(url, {"limit": self.page_size, "starting_after": after})
+            body = check.body(reply.data, f"GET {url}")
+            data = check.items(body, "data", f"GET {url}")
             yield from data
-            has_more = bool(reply.data.get("has_more"))
-
-
-def _moment(obj: dict) -> str:
-    return cursor_text(parse_instant(int(obj["created"])))
+            has_more = bool(body.get("has_more"))
 
 
 def _with_sync(row: dict[str, Any], shape: TableShape, synced: str) -> dict[str, Any]:
