@@ -288,12 +288,16 @@ class AemConnector:
 
         The APIs filter by path only, so the whole root is listed and the changes kept,
         oldest first; the cursor is the last change's time, external id and locale.
-        Deleted fragments are not listed: their events and a 404 on fetch retire them.
+        Unpublishing changes neither the modified nor the published time, so an unpublished
+        fragment is named on every listing whatever its time (q2c retires it once; later
+        listings change nothing). Deleted fragments are not listed: their events and a 404
+        on fetch retire them.
         """
         after = _decode_cursor(cursor)
         listed = self._list_fragments()
         changed = sorted(
-            ((key, fragment) for key, fragment in listed if after is None or key > after),
+            ((key, fragment) for key, fragment in listed
+             if after is None or key > after or fragment.state == "UNPUBLISHED"),
             key=lambda pair: pair[0],
         )
         if not changed:
@@ -307,8 +311,9 @@ class AemConnector:
                 lambda chunk=chunk: [ref for (_, external_id, locale), fragment in chunk
                                      for ref in self._refs(fragment, external_id, locale)],
             )
-            yield ChangePage(tuple(refs), _encode_cursor(chunk[-1][0]),
-                             start + size < len(changed))
+            # A re-listed unpublished fragment may be older than the cursor: never go back.
+            last = chunk[-1][0] if after is None else max(after, chunk[-1][0])
+            yield ChangePage(tuple(refs), _encode_cursor(last), start + size < len(changed))
 
     def fetch(self, external_id: str, locale: str, version: str | None = None) -> CmsItem:
         locale = normalize_language(locale)
