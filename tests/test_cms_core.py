@@ -472,3 +472,78 @@ def test_the_document_manifest_names_the_cms_version_and_hash(cms, store, home):
     assert documents_by_cms_version(settings, SOURCE) == {
         f"late_payment_de.de v1 (item 42, de, version r1, sha256 {sha(STORED_DE)[:12]})": 1,
     }
+
+
+def test_a_second_item_claiming_an_entry_id_is_left_out_and_the_first_keeps_it(cms, store):
+    cms.put(legal(body="<p>Text A (post 42)</p>"))
+    cms.put(legal(external_id="43", body="<p>Text B (post 43)</p>", modified_at=_at(16)))
+    result = sync(cms, store, NOW)
+    assert result.problems == (
+        "wordpress item 43 (de) version r1 (legal) claims q2c id late_payment_de.de, which "
+        "wordpress item 42 (de) version r1 (legal) already has; give one of them another "
+        "content id (or locale) in the CMS",
+    )
+    assert [(e.ref, e.origin.external_id) for e in registry(store).entries if e.origin] == [
+        ("late_payment_de.de@v1", "42")]
+    assert legal_choice(store).entry.file_path().read_text(encoding="utf-8") == (
+        "Text A (post 42)\n")
+
+
+def test_a_block_with_a_legal_texts_content_id_does_not_become_an_entry(cms, store):
+    cms.put(legal())
+    cms.put(block(external_id="78", content_id="late_payment_de", locale="de"))
+    result = sync(cms, store, NOW)
+    assert result.problems == (
+        "wordpress item 78 (de) version 1 (blocks) claims q2c id late_payment_de.de, which "
+        "wordpress item 42 (de) version r1 (legal) already has; give one of them another "
+        "content id (or locale) in the CMS",
+    )
+    assert [(e.ref, e.kind) for e in registry(store).entries if e.origin] == [
+        ("late_payment_de.de@v1", "legal")]
+
+
+def test_a_locale_that_is_not_a_language_tag_never_becomes_an_entry(cms, store):
+    cms.put(legal(locale="de\u202e"))
+    cms.put(legal(external_id="45", locale="DE_de_x/y"))
+    cms.put(legal(external_id="46", locale="de_AT"))
+    result = sync(cms, store, NOW)
+    assert result.problems == (
+        "wordpress item 42 (de\u202e) version r1 (late_payment_de.de\u202e): locale "
+        "'de\\u202e' is not a language tag such as de or de-AT; fix the item's language "
+        "in the CMS",
+        "wordpress item 45 (DE_de_x/y) version r1 (late_payment_de.de-DE-X/Y): locale "
+        "'DE_de_x/y' is not a language tag such as de or de-AT; fix the item's language "
+        "in the CMS",
+    )
+    assert [e.ref for e in registry(store).entries if e.origin] == ["late_payment_de.de-AT@v1"]
+
+
+def test_the_endpoint_queues_one_copy_of_an_event_and_no_caller_credentials(cms, store,
+                                                                           home):
+    import socket
+
+    settings = load_settings()
+    server = make_event_server({SOURCE: cms}, settings.cms_dir, request_timeout=0.5)
+    serve_in_thread(server)
+    port = server.server_address[1]
+    body = event_body(id="42", locale="de", version="r1")
+    headers = {"X-Fake-Signature": sign(body), "Authorization": "Basic c2VjcmV0OnBhc3M=",
+               "Cookie": "wordpress_logged_in=abc", "Proxy-Authorization": "Basic eA=="}
+    try:
+        codes = [requests.post(f"http://127.0.0.1:{port}/{SOURCE}", data=body,
+                               headers=headers, timeout=10).status_code for _ in range(5)]
+        half_sent = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half_sent.sendall(b"POST /wordpress HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                          b"\r\n0123456789")
+        dropped = half_sent.recv(100)  # the server closes it instead of waiting forever
+        half_sent.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert codes == [202] * 5 and dropped == b""
+    (queued,) = (settings.cms_dir / "inbox" / SOURCE).glob("*.json")
+    record = json.loads(queued.read_text(encoding="utf-8"))
+    assert record["body_sha256"] == sha(body)
+    assert {name.lower() for name in record["headers"]} == {
+        "host", "user-agent", "accept-encoding", "accept", "connection", "content-length",
+        "x-fake-signature"}

@@ -12,7 +12,7 @@ import hashlib
 import pytest
 from jinja2.sandbox import SandboxedEnvironment
 
-from q2c.content.cms.base import CmsItem
+from q2c.content.cms.base import CmsError, CmsItem
 from q2c.content.cms.sanitize import html_to_text, sanitize_html, sanitize_item
 
 REL = 'rel="noopener noreferrer"'
@@ -137,4 +137,52 @@ def test_assets_and_documents_are_kept_byte_for_byte():
     ("<table><tr><td>x</td><td>y</td></tr></table>", "x y"),
 ])
 def test_html_to_text_puts_paragraphs_items_and_rows_on_their_own_lines(markup, text):
+    assert html_to_text(markup) == text
+
+
+@pytest.mark.parametrize("kind", ["blocks", "legal"])
+def test_a_body_nested_deeper_than_40_levels_is_refused_naming_the_item(kind):
+    forty = "<b>" * 40 + "deep" + "</b>" * 40
+    assert sanitize_html(forty) == forty  # 40 levels still print as written
+    with pytest.raises(CmsError) as refused:
+        sanitize_item(_item("<b>" * 300 + "deep" + "</b>" * 300, kind=kind))
+    assert str(refused.value) == (
+        "wordpress item 7 (en) version 1 (notice): body nests elements 300 levels deep, "
+        "more than the 40 q2c takes; remove the nested markup in the CMS and publish again"
+    )
+
+
+def test_unclosed_list_items_and_paragraphs_do_not_count_as_nesting():
+    assert html_to_text("<ul>" + "<li>a" * 60 + "</ul>" + "<p>b" * 60) == "\n".join(
+        ["a"] * 60 + ["b"] * 60
+    )
+
+
+def test_a_body_over_256_kb_is_refused_naming_its_size():
+    with pytest.raises(CmsError, match=r"item 7 \(en\) version 1 \(notice\): body is "
+                                       r"262151 bytes, more than the 262144"):
+        sanitize_item(_item("<p>" + "A" * 262144 + "</p>"))
+
+
+def test_bidi_embedding_override_and_isolate_controls_are_removed():
+    body = "<p>Pay \u202eto IBAN 1234\u202c now \u2066x\u2069 &#x202E;y \u200f</p>"
+    assert sanitize_html(body) == "<p>Pay to IBAN 1234 now x y \u200f</p>"
+    stored = sanitize_item(_item("IBAN \u202bDE89\u202a \u2067x\u2068", kind="legal",
+                                 media_type="text/plain"))
+    assert stored.body.decode() == "IBAN DE89 x\n"
+
+
+@pytest.mark.parametrize("markup, block, text", [
+    ("<div>Line A</div><div>Line B</div>", "<div>Line A</div><div>Line B</div>",
+     "Line A\nLine B"),
+    ("word<hr>other", "word<hr>other", "word\nother"),
+    ("<blockquote>Quote</blockquote>Next", "<blockquote>Quote</blockquote>Next",
+     "Quote\nNext"),
+    ("<dl><dt>Term</dt><dd>Def</dd></dl>", "<dl><dt>Term</dt><dd>Def</dd></dl>",
+     "Term\nDef"),
+    ('<h1>Big</h1><h2 class="wp-block-heading">Verzug</h2><p>Zinsen</p>',
+     "<h3>Big</h3><h3>Verzug</h3><p>Zinsen</p>", "Big\nVerzug\nZinsen"),
+])
+def test_block_elements_keep_their_lines_apart(markup, block, text):
+    assert sanitize_html(markup) == block
     assert html_to_text(markup) == text

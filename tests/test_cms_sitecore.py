@@ -17,6 +17,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from provider_servers import running
@@ -434,3 +436,60 @@ def test_an_approved_item_reaches_the_registry_and_a_removed_one_is_retired(
     assert (retired.status, retired.effective_to) == ("retired", dt.date(2026, 12, 11))
     [english] = load_registry(cms=store).versions("late_payment_sc.en")
     assert english.status == "approved"
+
+
+def test_an_item_whose_edge_and_layout_versions_differ_is_a_problem_of_that_item(
+    server, sitecore, tmp_path
+):
+    store = CmsStore(tmp_path / "ops.sqlite", tmp_path / "cms")
+    sync(sitecore, store, dt.datetime(2026, 12, 10, 8, 0, tzinfo=dt.UTC))
+    with server.lock:
+        stuck = server.published[(E_INVOICING_ID, "en")]
+        stuck.version = 3
+        stuck.fields["__Updated"] = "20261209T090000Z"
+        stuck.layout["sitecore"]["route"]["itemVersion"] = 2
+    server.remove(LATE_PAYMENT_ID, "de-DE")
+
+    result = sync(sitecore, store, dt.datetime(2026, 12, 12, 8, 0, tzinfo=dt.UTC))
+
+    assert result.status == "ok" and result.retired == 1
+    [problem] = result.problems
+    assert E_INVOICING_ID in problem and "version 3 on Experience Edge and 2" in problem
+    [retired] = load_registry(cms=store).versions("late_payment_sc.de-DE")
+    assert retired.status == "retired"
+
+
+class _AlternatingEdge(BaseHTTPRequestHandler):
+    """An Experience Edge whose search cursors go A, B, A, B... and never end."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if "Q2cRoot" in body["query"]:
+            data = {"data": {"item": {"id": ROOT_ID, "path": ROOT_PATH}}}
+        else:
+            after = body["variables"].get("after")
+            data = {"data": {"search": {"total": 2, "results": [], "pageInfo": {
+                "hasNext": True, "endCursor": "QQ==" if after != "QQ==" else "Qg=="}}}}
+        raw = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def test_edge_cursors_that_come_back_stop_the_listing_naming_the_cursor():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AlternatingEdge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connector = SitecoreConnector.from_env(env={
+            "Q2C_SITECORE_EDGE_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "Q2C_SITECORE_API_KEY": "k", "Q2C_SITECORE_ROOT_PATH": ROOT_PATH})
+        with pytest.raises(CmsError, match="Sitecore: .*page cursor 'QQ==' again"):
+            list(connector.changes_since(None))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -31,6 +31,7 @@ from q2c.content.cms.events import (
     make_event_server,
     pending_events,
     serve_in_thread,
+    take_event,
     take_inbox_file,
 )
 from q2c.content.cms.store import CmsStore
@@ -297,10 +298,10 @@ def test_a_429_is_retried_after_the_wait_wordpress_asks_for(wp):
 
 def test_a_wordpress_that_keeps_failing_is_unavailable(wp):
     sleeps = Sleeps()
-    wp.fail(503, match="/wp-json/wp/v2/posts", times=6)
-    with pytest.raises(CmsUnavailable, match="HTTP 503.*gave up after 6 attempts"):
+    wp.fail(503, match="/wp-json/wp/v2/posts", times=4)
+    with pytest.raises(CmsUnavailable, match="HTTP 503.*gave up after 4 attempts"):
         list(connect(wp.url, sleep=sleeps).changes_since(None))
-    assert len(sleeps) == 5
+    assert len(sleeps) == 3
 
 
 # Publish events
@@ -529,3 +530,89 @@ def test_a_legal_text_drafted_published_revised_and_trashed_in_wordpress(
     assert (result.status, result.checked, result.retired) == ("ok", 1, 0)
     assert take_events() == [("delete", "retired", None)]
     assert registry(by_sync) == registry(by_event) == (retired, [])
+
+
+# Unpublishing: WordPress keeps one state per post
+
+
+@pytest.mark.parametrize(("status", "content"), [
+    ("draft", "<p>Überarbeitung (Entwurf).</p>\n"),  # switched to draft and edited at once
+    ("private", "<p>Intern.</p>\n"),
+    ("pending", None),  # status change only
+])
+def test_a_post_that_stops_being_published_retires_its_approved_versions(
+        wp, tmp_path, status, content):
+    connector = connect(wp.url)
+    store = CmsStore(tmp_path / "ops.sqlite", tmp_path / "bodies")
+    sync(connector, store, NOW)
+    assert [v.status for v in store.item_versions("wordpress", "11", "de")] == ["approved"]
+    wp.save(11, "2026-03-11T08:00:00", content=content, status=status)
+    seen = NOW + dt.timedelta(days=1)
+    result = sync(connector, store, seen)
+    assert result.retired == 1
+    rows = store.item_versions("wordpress", "11", "de")
+    assert [(v.source_version, v.status) for v in rows if v.source_version == "13"] == [
+        ("13", "retired")]
+    assert [v.retired_at for v in rows if v.source_version == "13"] == [seen]
+    assert not [v for v in rows if v.status == "approved"]
+    registry = load_registry(cms=store)
+    assert not [e for e in registry.in_force(dt.date(2026, 3, 12))
+                if e.origin is not None and e.origin.external_id == "11"]
+
+
+def test_the_plugins_unpublish_event_retires_the_post(wp, tmp_path):
+    connector = connect(wp.url, clock=lambda: NOW)
+    store = CmsStore(tmp_path / "ops.sqlite", tmp_path / "bodies")
+    sync(connector, store, NOW - dt.timedelta(hours=1))
+    wp.save(11, "2026-03-10T11:59:58", content="<p>Neu, noch nicht frei.</p>\n",
+            status="draft")
+    body = json.dumps({"id": "e-unpub-1", "action": "unpublish", "post_id": 11,
+                       "post_type": "post", "status": "draft",
+                       "modified_gmt": "2026-03-10 11:59:58"}).encode()
+    outcomes = take_event(connector, store, signed(body, NOW), body, NOW)
+    assert [(o.outcome, o.changed) for o in outcomes] == [("retired", True)]
+    rows = store.item_versions("wordpress", "11", "de")
+    assert [(v.source_version, v.status, v.retired_at) for v in rows
+            if v.source_version == "13"] == [("13", "retired", NOW)]
+
+
+# Answers of the wrong shape
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    ([{"id": 11, "status": "publish"}], "post 11 has no `modified_gmt`"),
+    ({"code": "ok", "data": {}}, "the answer is not a JSON list of posts"),
+])
+def test_a_listing_that_cannot_be_read_ends_the_run_as_unavailable(wp, tmp_path, answer, why):
+    store = CmsStore(tmp_path / "ops.sqlite", tmp_path / "bodies")
+    wp.answer(answer, match="/wp-json/wp/v2/posts", times=1)
+    result = sync(connect(wp.url), store, NOW)
+    assert result.status == "unavailable"
+    assert result.error.startswith("unreadable answer: WordPress: listing posts: ")
+    assert why in result.error
+    assert store.last_sync("wordpress")["status"] == "unavailable"
+
+
+def test_a_post_that_cannot_be_read_is_a_problem_of_that_post(wp, tmp_path):
+    store = CmsStore(tmp_path / "ops.sqlite", tmp_path / "bodies")
+    wp.answer(None, match="/wp-json/wp/v2/posts/11", times=100)
+    result = sync(connect(wp.url), store, NOW)
+    assert result.status == "ok"
+    [problem] = result.problems
+    assert problem.startswith("wordpress item 11 (de): WordPress: reading posts 11: the answer")
+
+
+def test_cms_connectors_wait_at_most_4_attempts_and_30_seconds_a_read():
+    client = connect("http://127.0.0.1:9").client
+    assert (client.retry.max_attempts, client.retry.max_retry_after) == (4, 30.0)
+    assert client.timeout == (10.0, 30.0)
+
+
+def test_the_basic_credentials_are_masked_in_errors(wp):
+    token = base64.b64encode(f"{USER}:{APP_PASSWORD}".encode()).decode()
+    wp.fail(403, match="/posts/11", body={"code": "waf_blocked",
+                                          "message": f"blocked Authorization: Basic {token}"})
+    with pytest.raises(CmsError) as caught:
+        connect(wp.url).fetch("11", "de")
+    assert "waf_blocked" in str(caught.value)
+    assert token not in str(caught.value) and APP_PASSWORD not in str(caught.value)

@@ -93,6 +93,7 @@ from q2c.content.cms.base import (
     EventRejected,
     ItemRef,
     PublishEvent,
+    cms_client_options,
 )
 from q2c.content.legal_cases import CASES
 from q2c.content.registry import PLACEMENTS, TARGETING_FIELDS, normalize_language
@@ -108,6 +109,8 @@ MODEL_KINDS = {"q2c-block": "blocks", "q2c-legal-text": "legal"}
 SITES_FRAGMENTS = "adobe/sites/cf/fragments"
 DAM_ROOT = "/content/dam/"
 MAX_PAGE = 50
+# How deep the 6.5 walk goes below the fragment root before it takes the folders for a loop.
+MAX_FOLDER_DEPTH = 32
 TAG_NAMESPACE = "q2c:"
 EVENT_PREFIX = "aem.sites.contentFragment."
 SIGNATURE_HEADERS = ("x-adobe-digital-signature-1", "x-adobe-digital-signature-2")
@@ -518,15 +521,24 @@ class AemConnector:
     def _sites_pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Mapping]:
         """Every item of a Sites API listing, following `cursor` page by page."""
         cursor = None
+        seen: set[str] = set()
         while True:
             query = {**params, "limit": self.config.page_size}
             if cursor:
                 query["cursor"] = cursor
             data = self._json(self.client, path, query).data
+            if not isinstance(data, Mapping):
+                raise CmsError(f"{PROVIDER}: the Sites API listing of {path} is not a JSON "
+                               "object")
             yield from _items(data)
             cursor = data.get("cursor")
             if not cursor:
                 return
+            if cursor in seen:
+                raise CmsError(
+                    f"{PROVIDER}: the Sites API listing of {path} gave the page cursor "
+                    f"{str(cursor)[:80]!r} again; the listing cannot go on")
+            seen.add(cursor)
 
     # -- 6.5: the Assets HTTP API ---------------------------------------------------------
 
@@ -638,18 +650,52 @@ class AemConnector:
         return "draft", None, None, None
 
     def _assets_walk(self, folder: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        """Every content fragment below a DAM folder, with its listing entity."""
+        """Every content fragment below a DAM folder, with its listing entity.
+
+        Walked with a stack, not recursion, at most `MAX_FOLDER_DEPTH` folders deep, each
+        folder once: a server that lists a folder inside itself, or the same page again
+        and again, stops with a CmsError instead of looping."""
+        pending = [(folder, 0)]
+        visited: set[str] = set()
+        while pending:
+            current, depth = pending.pop()
+            if current in visited:
+                continue
+            visited.add(current)
+            if depth > MAX_FOLDER_DEPTH:
+                raise CmsError(
+                    f"{PROVIDER}: folder {current} is more than {MAX_FOLDER_DEPTH} folders "
+                    f"below {folder}; the Assets API seems to list a folder inside itself")
+            children: list[str] = []
+            for path, entity in self._assets_folder(current):
+                if entity is None:
+                    children.append(path)
+                else:
+                    yield path, entity
+            pending.extend((child, depth + 1) for child in reversed(children))
+
+    def _assets_folder(self, folder: str) -> Iterator[tuple[str, Mapping[str, Any] | None]]:
+        """One folder's entries page by page: (path, entity) for a fragment, (path, None)
+        for a subfolder. A page that names only entries already listed ends the walk."""
         offset = 0
+        listed: set[str] = set()
         while True:
             query = {"offset": offset, "limit": self.config.page_size}
             data = self._json(self.client, assets_api_path(folder), query).data
-            entities = data.get("entities") or []
-            for entity in entities:
-                props = entity.get("properties") or {}
-                child = f"{folder}/{props.get('name')}"
+            if not isinstance(data, Mapping):
+                raise CmsError(f"{PROVIDER}: the Assets API listing of {folder} is not a "
+                               "JSON object")
+            entities = [e for e in data.get("entities") or [] if isinstance(e, Mapping)]
+            names = [f"{folder}/{(e.get('properties') or {}).get('name')}" for e in entities]
+            if entities and listed.issuperset(names):
+                raise CmsError(
+                    f"{PROVIDER}: the Assets API listing of {folder} repeats the same "
+                    f"entries at offset {offset}; the listing cannot go on")
+            listed.update(names)
+            for child, entity in zip(names, entities, strict=True):
                 if "assets/folder" in (entity.get("class") or []):
-                    yield from self._assets_walk(child)
-                elif props.get("contentFragment"):
+                    yield child, None
+                elif (entity.get("properties") or {}).get("contentFragment"):
                     yield child, entity
             paging = (data.get("properties") or {}).get("srn:paging") or {}
             offset += len(entities)
@@ -903,7 +949,7 @@ def aem_client(url: str, env: Mapping[str, str] | None = None,
         provider=PROVIDER, base_url=url, headers=headers,
         auth_hint=("Set Q2C_AEM_TOKEN to a valid access token, or Q2C_AEM_USER and "
                    "Q2C_AEM_PASSWORD to a user allowed to read the DAM."),
-        error_text=_error_text, secrets=secrets, **client_options,
+        error_text=_error_text, secrets=secrets, **cms_client_options(client_options),
     )
 
 

@@ -15,7 +15,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from q2c.sources.connectors.http import RetryPolicy
+
 STATUSES = ("draft", "approved", "retired")
+# How long a CMS may hold a run: at most 4 attempts, a Retry-After of at most 30 s honoured,
+# 10 s to connect and 30 s per read. A CMS that keeps answering 429 or stays silent is
+# unavailable within minutes, and the last approved content stays in force.
+CMS_RETRY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=30.0, max_retry_after=30.0)
+CMS_TIMEOUT = (10.0, 30.0)
+
+
+def cms_client_options(options: Mapping[str, object]) -> dict[str, object]:
+    """A connector's HttpClient options with the CMS retry policy and timeouts as defaults."""
+    return {"retry": CMS_RETRY, "timeout": CMS_TIMEOUT, **options}
 # What a CMS item can be in q2c: a message block, a legal text, a brand asset (an image
 # for a theme) or a supporting document (a contract, a statement of work) for attachments.
 KINDS = ("blocks", "legal", "asset", "document")
@@ -86,6 +98,10 @@ class CmsItem:
         case: For legal texts, the legal case (`late_payment`, `reverse_charge_eu`...).
         placement: For message blocks, `top` or `bottom`.
         metadata: Anything else worth keeping from the system (tags, asset metadata).
+        withdraws_approved: The system keeps no published copy apart from this one
+            (WordPress keeps one state per post): when this item is not approved, nothing
+            of it is live, so every approved version of it is retired from when q2c sees
+            it. False where a newer draft sits beside the live version (Sitecore, AEM).
     """
 
     source: str
@@ -107,6 +123,7 @@ class CmsItem:
     case: str | None = None
     placement: str | None = None
     metadata: Mapping[str, object] = field(default_factory=dict)
+    withdraws_approved: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -3,7 +3,12 @@
 A CMS tells q2c that an item changed by calling `q2c cms events serve` (a small HTTP
 endpoint): the endpoint checks the event with the connector's `verify_event` (signature
 and shape, where the system signs) and writes the raw headers and body, untouched, to
-`$Q2C_HOME/cms/inbox/<source>/<received>-<id>.json`. The sensor of the source takes
+`$Q2C_HOME/cms/inbox/<source>/<received>-<body sha256>.json`. A copy of an event whose
+body is already waiting in the inbox is answered 202 and not written again. Only the
+headers a connector reads to verify the event again are kept: `Authorization`, `Cookie`
+and `Proxy-Authorization` never reach the disk (a shared-secret header a system sends,
+such as Sitecore's, is kept, since the sensor checks it again). A request that has not
+arrived within `REQUEST_TIMEOUT` seconds is dropped. The sensor of the source takes
 each file with `take_event()`: it verifies it again, fetches the item through the API,
 records what the API returns (never what the event says) and compares: the version and
 body hash the event claims against the API's. Every event and its outcome is kept in
@@ -42,6 +47,10 @@ from q2c.content.cms.sync import refresh_item
 log = logging.getLogger(__name__)
 
 MAX_EVENT_BYTES = 1024 * 1024
+REQUEST_TIMEOUT = 10.0
+# Credentials of the caller, not of the event: never written to the inbox.
+UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_INBOX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -183,21 +192,39 @@ def inbox_dir(cms_dir: Path, source: str) -> Path:
 
 def write_inbox(cms_dir: Path, source: str, headers: Mapping[str, str], body: bytes,
                 received_at: dt.datetime) -> Path:
-    """Keep one raw event (headers and body, byte for byte) for the source's sensor."""
+    """Keep one raw event (body byte for byte, headers but the caller's credentials) for
+    the source's sensor; a body already waiting is not written twice (its file is
+    returned)."""
     folder = inbox_dir(cms_dir, source)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{received_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}.json"
-    record = {
-        "source": source,
-        "received_at": received_at.astimezone(dt.UTC).isoformat(),
-        "headers": dict(headers),
-        "body_base64": base64.b64encode(body).decode("ascii"),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-    }
-    partial = folder / f".{name}.partial"
-    partial.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
-    os.replace(partial, folder / name)
+    digest = hashlib.sha256(body).hexdigest()
+    with _INBOX_LOCK:
+        waiting = queued_copy(cms_dir, source, body)
+        if waiting is not None:
+            return waiting
+        name = f"{received_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}-{digest[:32]}.json"
+        record = {
+            "source": source,
+            "received_at": received_at.astimezone(dt.UTC).isoformat(),
+            "headers": stored_headers(headers),
+            "body_base64": base64.b64encode(body).decode("ascii"),
+            "body_sha256": digest,
+        }
+        partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.partial"
+        partial.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+        os.replace(partial, folder / name)
     return folder / name
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers kept with an event: all but the caller's credentials."""
+    return {str(k): str(v) for k, v in headers.items() if str(k).lower() not in UNSTORED_HEADERS}
+
+
+def queued_copy(cms_dir: Path, source: str, body: bytes) -> Path | None:
+    """The inbox file already waiting with this exact body, if any."""
+    digest = hashlib.sha256(body).hexdigest()
+    return next(iter(sorted(inbox_dir(cms_dir, source).glob(f"*-{digest[:32]}.json"))), None)
 
 
 def pending_events(cms_dir: Path, source: str) -> list[Path]:
@@ -240,6 +267,7 @@ def _move(path: Path, folder: str) -> None:
 def make_event_server(
     connectors: Mapping[str, CmsConnector], cms_dir: Path, host: str = "127.0.0.1",
     port: int = 0, clock: Callable[[], dt.datetime] | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> ThreadingHTTPServer:
     """An HTTP server taking `POST /<source>` publish events into the inbox.
 
@@ -251,6 +279,7 @@ def make_event_server(
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "q2c-cms-events"
+        timeout = request_timeout  # a half-sent request frees its thread after this
 
         def do_GET(self) -> None:  # noqa: N802 (the http.server name)
             """Adobe I/O Events checks a webhook URL by sending `?challenge=<value>` and
@@ -282,7 +311,13 @@ def make_event_server(
                 self._reply(413 if length > 0 else 411, "send a Content-Length up to "
                             f"{MAX_EVENT_BYTES} bytes")
                 return
-            body = self.rfile.read(length)
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                log.warning("cms %s: event body not sent within %s s; connection dropped",
+                            source, request_timeout)
+                self.close_connection = True
+                return
             headers = {key: value for key, value in self.headers.items()}
             try:
                 events = verify(connector, headers, body)
@@ -293,6 +328,11 @@ def make_event_server(
             except CmsError as exc:
                 log.warning("cms %s: unreadable publish event at the endpoint: %s", source, exc)
                 self._reply(400, f"event not readable: {exc}")
+                return
+            if queued_copy(cms_dir, source, body) is not None:
+                log.info("cms %s: a copy of a waiting event for item(s) %s ignored", source,
+                         ", ".join(e.external_id for e in events) or "none")
+                self._reply(202, "already queued")
                 return
             path = write_inbox(cms_dir, source, headers, body, clock())
             log.info("cms %s: event for item(s) %s queued as %s", source,

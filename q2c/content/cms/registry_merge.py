@@ -21,13 +21,18 @@ other version:
   manifest records with the hash.
 
 Drafts never become entries. A version the registry cannot use (a legal text without a
-case, a block without a placement, targeting it cannot read) is left out and logged.
+case, a block without a placement, targeting it cannot read, a locale that is not a
+language tag such as `de` or `de-AT`) is left out and logged. One entry id belongs to one
+CMS item in one locale and kind: the first that became an entry keeps it, and another
+item (or the same content id as another kind) claiming it later is left out with a problem
+naming both, so an editor's typo never silently replaces a legal text.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from q2c.content.cms.store import CmsStore, StoredVersion
 from q2c.content.registry import (
@@ -45,6 +50,7 @@ from q2c.content.registry import (
 log = logging.getLogger(__name__)
 
 ENTRY_KINDS = ("blocks", "legal")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 
 
 def configured_store(settings=None) -> tuple[CmsStore | None, tuple[str, ...]]:
@@ -77,14 +83,39 @@ def build_entries(
 ) -> tuple[list[ContentEntry], list[str]]:
     """Entries of the usable versions, and why each unusable one was left out."""
     entries, problems = [], []
+    holders = _holders(store)
     for version in versions:
         if not becomes_entry(version):
+            continue
+        holder = holders.get(version.entry_id)
+        if holder is not None and _owner(holder) != _owner(version):
+            problems.append(
+                f"{version.label} ({version.kind}) claims q2c id {version.entry_id}, which "
+                f"{holder.label} ({holder.kind}) already has; give one of them another "
+                "content id (or locale) in the CMS"
+            )
             continue
         try:
             entries.append(entry_of(version, store))
         except ContentRegistryError as exc:
             problems.append(str(exc))
     return entries, problems
+
+
+def _owner(version: StoredVersion) -> tuple[str, str, str, str]:
+    return version.source, version.external_id, version.locale, version.kind
+
+
+def _holders(store: CmsStore) -> dict[str, StoredVersion]:
+    """For each entry id, the item version that first became an entry under it."""
+    holders: dict[str, StoredVersion] = {}
+    for version in store.versions(statuses=("approved", "retired")):
+        if not becomes_entry(version) or not _LOCALE.match(version.locale):
+            continue
+        held = holders.get(version.entry_id)
+        if held is None or int(version.version) < int(held.version):
+            holders[version.entry_id] = version
+    return holders
 
 
 def becomes_entry(version: StoredVersion) -> bool:
@@ -103,6 +134,11 @@ def entry_of(version: StoredVersion, store: CmsStore) -> ContentEntry:
         ContentRegistryError: Naming the item and what the registry needs from it.
     """
     where = f"{version.label} ({version.entry_id})"
+    if not _LOCALE.match(version.locale):
+        raise ContentRegistryError(
+            f"{where}: locale {version.locale!r} is not a language tag such as de or de-AT; "
+            "fix the item's language in the CMS"
+        )
     folder, name = version.body_file.rsplit("/", 1)
     approved_at = version.approved_at or version.fetched_at
     effective_from, effective_to = _effective(version, approved_at, where)

@@ -4,8 +4,10 @@ A message block is rendered as a template in the sandbox and printed as markup; 
 text is printed as text. Whatever an editor, a plugin or an attacker put into the CMS, what
 q2c stores, hashes and renders is only:
 
-- text formatting: `p`, `br`, `strong`, `em`, `b`, `i`, `sub`, `sup`, lists, `h3`-`h6`,
-  basic tables, `span` (and `p`) with `dir` and `lang`;
+- text formatting: `p`, `br`, `strong`, `em`, `b`, `i`, `sub`, `sup`, lists, `h3`-`h6`
+  (`h1` and `h2` become `h3`: a block never outshouts the document), basic tables,
+  blocks that keep lines apart (`div`, `hr`, `blockquote`, `pre`, `dl`/`dt`/`dd`,
+  `section`, `article`, `figure`), `span` (and `p`) with `dir` and `lang`;
 - links (`a href`) to `https:` and `mailto:` addresses only, with `rel="noopener
   noreferrer"`.
 
@@ -15,6 +17,12 @@ and `style` attribute, every image (brand images come as assets, never inline; n
 survives: each `{` of a cleaned HTML body is written as `&#123;` (and `}` as `&#125;`), which
 a reader sees as the brace and Jinja never sees at all; in a plain-text body a zero-width
 space is put between `{` and a following `{`, `%` or `#`.
+
+Bidi embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069) are removed
+from every text: they can make an IBAN read backwards, and q2c's templates isolate text
+themselves. A body larger than 256 KB or nested deeper than 40 elements is refused (a
+`CmsError` naming the item): the document renderer recurses per level, and no notice
+needs either.
 
 The cleaning is `nh3` (Rust's ammonia, an HTML5 parser with an allowlist), so markup that
 only a browser would repair into a tag is parsed the way a browser would.
@@ -31,12 +39,14 @@ from html.parser import HTMLParser
 
 import nh3
 
-from q2c.content.cms.base import CmsItem
+from q2c.content.cms.base import CmsError, CmsItem
 
 ALLOWED_TAGS = frozenset({
     "p", "br", "strong", "em", "b", "i", "sub", "sup",
     "ul", "ol", "li", "a", "h3", "h4", "h5", "h6", "span",
     "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
+    "h1", "h2", "div", "hr", "blockquote", "pre", "dl", "dt", "dd",
+    "section", "article", "figure", "figcaption",
 })
 # Dropped with everything inside them: their content is code or controls, never text.
 DROPPED_WITH_CONTENT = frozenset({
@@ -56,7 +66,23 @@ _LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 _SPAN = re.compile(r"^[1-9][0-9]?$")
 _BLOCK_TAGS = frozenset({
     "p", "br", "li", "h3", "h4", "h5", "h6", "tr", "table", "ul", "ol", "caption",
+    "div", "hr", "blockquote", "pre", "dl", "dt", "dd", "section", "article", "figure",
+    "figcaption",
 })
+MAX_BODY_BYTES = 256 * 1024
+MAX_DEPTH = 40
+# Embedding, override and isolate controls; LRM and RLM (U+200E, U+200F) are kept.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_BIG_HEADINGS = re.compile(r"<(/?)h[12]>")
+_VOID_TAGS = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+    "track", "wbr", "param", "keygen",
+})
+# A start tag that ends an open sibling of its group, as HTML parsing does.
+_SIBLINGS = {
+    "p": {"p"}, "li": {"li"}, "dt": {"dt", "dd"}, "dd": {"dt", "dd"},
+    "td": {"td", "th"}, "th": {"td", "th"}, "tr": {"tr", "td", "th"}, "option": {"option"},
+}
 _TEMPLATE_OPENERS = re.compile(r"\{(?=[{%#])")
 
 
@@ -115,9 +141,69 @@ _CLEANER = nh3.Cleaner(
 )
 
 
+class BodyTooComplex(CmsError):
+    """A body too large or too deeply nested to clean and render safely."""
+
+
+class _DepthMeter(HTMLParser):
+    """The deepest element nesting of some markup, in one linear pass."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+        self.deepest = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in _VOID_TAGS:
+            return
+        closes = _SIBLINGS.get(tag)
+        while closes and self.open and self.open[-1] in closes:
+            self.open.pop()
+        self.open.append(tag)
+        self.deepest = max(self.deepest, len(self.open))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.open[-MAX_DEPTH * 2:]:
+            while self.open and self.open.pop() != tag:
+                pass
+
+
+def check_shape(markup: str) -> None:
+    """Refuse markup over `MAX_BODY_BYTES` or nested deeper than `MAX_DEPTH`.
+
+    Raises:
+        BodyTooComplex: Saying which limit and by how much.
+    """
+    size = len(markup.encode("utf-8", errors="replace"))
+    if size > MAX_BODY_BYTES:
+        raise BodyTooComplex(
+            f"body is {size} bytes, more than the {MAX_BODY_BYTES} q2c takes; shorten it "
+            "or link to a page instead"
+        )
+    meter = _DepthMeter()
+    meter.feed(markup)
+    meter.close()
+    if meter.deepest > MAX_DEPTH:
+        raise BodyTooComplex(
+            f"body nests elements {meter.deepest} levels deep, more than the {MAX_DEPTH} "
+            "q2c takes; remove the nested markup in the CMS and publish again"
+        )
+
+
+def strip_bidi_controls(text: str) -> str:
+    """Text without bidi embedding, override or isolate controls."""
+    return _BIDI_CONTROLS.sub("", text)
+
+
 def clean_html(markup: str) -> str:
-    """The allowlisted markup of `markup`, with template syntax still in its text."""
-    return _CLEANER.clean(markup).strip()
+    """The allowlisted markup of `markup`, with template syntax still in its text.
+
+    Raises:
+        BodyTooComplex: The markup is too large or nested too deeply (`check_shape`).
+    """
+    check_shape(markup)
+    cleaned = _CLEANER.clean(strip_bidi_controls(markup))
+    return _BIG_HEADINGS.sub(r"<\1h3>", strip_bidi_controls(cleaned)).strip()
 
 
 def sanitize_html(markup: str) -> str:
@@ -160,13 +246,15 @@ def html_to_text(markup: str) -> str:
     collector = _TextCollector()
     collector.feed(clean_html(markup))
     collector.close()
-    lines = (" ".join(line.split()) for line in "".join(collector.parts).splitlines())
+    text = strip_bidi_controls("".join(collector.parts))
+    lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
 
 def text_to_html(text: str) -> str:
     """A plain-text block as HTML: blank lines separate paragraphs, line breaks stay."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n"))]
+    text = strip_bidi_controls(text.replace("\r\n", "\n"))
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text)]
     rendered = [
         "<p>" + "<br>".join(html.escape(line.strip()) for line in p.splitlines()) + "</p>"
         for p in paragraphs
@@ -198,19 +286,34 @@ def sanitize_item(item: CmsItem) -> SanitizedBody:
     raw_sha256 = hashlib.sha256(item.body).hexdigest()
     media_type = _base_type(item.media_type)
     if item.kind in ("blocks", "legal"):
-        text = _decode(item)
-        is_html = media_type not in TEXT_TYPES  # HTML unless it says it is plain text
-        if item.kind == "blocks":
-            cleaned = sanitize_html(text) if is_html else text_to_html(text)
-            changed = is_html and clean_html(text) != text.strip()
-            return _body(cleaned, ".html", "text/html", raw_sha256, changed)
-        plain = html_to_text(text) if is_html else text.replace("\r\n", "\n").strip()
-        safe = neutralize_template_syntax(plain)
-        changed = (is_html and clean_html(text) != text.strip()) or safe != plain
-        return _body(safe, ".txt", "text/plain", raw_sha256, changed)
+        try:
+            return _sanitize_text(item, media_type, raw_sha256)
+        except BodyTooComplex as exc:
+            raise BodyTooComplex(
+                f"{item.source} item {item.external_id} ({item.locale}) version "
+                f"{item.source_version} ({item.content_id}): {exc}"
+            ) from None
     suffix = mimetypes.guess_extension(media_type) or ".bin"
     return SanitizedBody(item.body, suffix, media_type or "application/octet-stream",
                          raw_sha256, raw_sha256, False)
+
+
+def _sanitize_text(item: CmsItem, media_type: str, raw_sha256: str) -> SanitizedBody:
+    """A block's or legal text's stored form (see `sanitize_item`)."""
+    if len(item.body) > MAX_BODY_BYTES:
+        raise BodyTooComplex(f"body is {len(item.body)} bytes, more than the "
+                             f"{MAX_BODY_BYTES} q2c takes; shorten it or link to a page")
+    text = _decode(item)
+    is_html = media_type not in TEXT_TYPES  # HTML unless it says it is plain text
+    if item.kind == "blocks":
+        cleaned = sanitize_html(text) if is_html else text_to_html(text)
+        changed = is_html and clean_html(text) != text.strip()
+        return _body(cleaned, ".html", "text/html", raw_sha256, changed)
+    plain = (html_to_text(text) if is_html
+             else strip_bidi_controls(text.replace("\r\n", "\n")).strip())
+    safe = neutralize_template_syntax(plain)
+    changed = (is_html and clean_html(text) != text.strip()) or safe != plain
+    return _body(safe, ".txt", "text/plain", raw_sha256, changed)
 
 
 def _body(text: str, suffix: str, media_type: str, raw_sha256: str, changed: bool

@@ -88,6 +88,7 @@ from q2c.content.cms.base import (
     EventRejected,
     ItemRef,
     PublishEvent,
+    cms_client_options,
 )
 from q2c.content.legal_cases import CASES
 from q2c.content.registry import CHANNELS, PLACEMENTS, TARGETING_FIELDS, normalize_language
@@ -297,7 +298,7 @@ class SitecoreConnector:
             provider="Sitecore Experience Edge", base_url=values["edge_url"],
             headers={"sc_apikey": key, "Accept": "application/json"},
             auth_hint=hint.format(what="Experience Edge (header sc_apikey)"),
-            error_text=_error_text, secrets=(key,), **client_options,
+            error_text=_error_text, secrets=(key,), **cms_client_options(client_options),
         )
         layout = HttpClient(
             provider="Sitecore Layout Service",
@@ -305,7 +306,7 @@ class SitecoreConnector:
             headers={"Accept": "application/json"},
             auth_hint=hint.format(what="the Layout Service at Q2C_SITECORE_LAYOUT_URL "
                                        "(query parameter sc_apikey)"),
-            error_text=_error_text, secrets=(key,), **client_options,
+            error_text=_error_text, secrets=(key,), **cms_client_options(client_options),
         )
         try:
             size = int(page_size or values["page_size"])
@@ -331,6 +332,7 @@ class SitecoreConnector:
         listing = _Listing.decode(cursor)
         root = self._root()
         query = self._search_query(root)
+        cursors_seen = {listing.after} if listing.after else set()
         while True:
             data = self._graphql(query, {"first": self.page_size, "after": listing.after},
                                  "search")
@@ -345,9 +347,10 @@ class SitecoreConnector:
             page_info = search.get("pageInfo") or {}
             next_cursor = page_info.get("endCursor")
             if page_info.get("hasNext") and next_cursor:
-                if next_cursor == listing.after:
-                    raise CmsError(f"{PROVIDER}: Experience Edge answered the same page "
-                                   f"cursor {next_cursor!r} twice; the listing cannot go on")
+                if next_cursor in cursors_seen:
+                    raise CmsError(f"{PROVIDER}: Experience Edge answered the page cursor "
+                                   f"{next_cursor!r} again; the listing cannot go on")
+                cursors_seen.add(next_cursor)
                 listing.after = next_cursor
                 yield ChangePage(tuple(refs), listing.encode(), True)
                 continue
@@ -437,10 +440,13 @@ query Q2cChanges($first: Int!, $after: String) {{
         editing = _is_editing(page)
         layout_version = str(route.get("itemVersion") or meta.version)
         if not editing and layout_version != meta.version:
-            raise CmsUnavailable(
+            # A problem of this item only (a publish under way, or a delivery host that
+            # missed it): the other items and the reconcile still run.
+            raise CmsError(
                 f"{PROVIDER}: item {meta.path} ({locale}) is version {meta.version} on "
                 f"Experience Edge and {layout_version} in the Layout Service: a publish is "
-                "under way; the content in force stays until the next run"
+                "under way or the delivery host missed it (republish the item if this "
+                "lasts); the content in force stays until a run reads them alike"
             )
         if editing:
             log.warning("%s: the Layout Service answered item %s (%s) from %s in editing "

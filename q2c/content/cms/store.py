@@ -16,7 +16,9 @@ How a fetch changes what is recorded:
   approvals are seen, kept for good.
 - A retired item (trashed, unpublished, deleted, 404/410) retires every approved row of
   it, from `retired_at`. The same version coming back as a draft is an unpublish, and
-  retires it too. A newer draft never touches an approved row.
+  retires it too. A newer draft never touches an approved row, unless the item says its
+  system keeps no published copy apart from it (`withdraws_approved`, WordPress): then a
+  current version that is not approved retires every approved row, from `now`.
 - A retired row approved again is a new row with a new version number: the retirement
   stays on record.
 
@@ -34,7 +36,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from q2c.content.cms.base import CmsError, CmsItem
@@ -295,6 +297,11 @@ class CmsStore:
             ).fetchone()
             previous = StoredVersion.from_row(found) if found else None
             recorded = self._apply(conn, item, body, body_file, previous, now)
+            if item.withdraws_approved and item.status != "approved":
+                withdrawn = self._retire(conn, item, item.retired_at or now)
+                if withdrawn:
+                    recorded = replace(recorded, version=self._row(conn, recorded.version.row_id),
+                                       retired=recorded.retired + withdrawn)
         if recorded.changed:
             row = recorded.version
             log.info(

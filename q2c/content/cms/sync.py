@@ -10,7 +10,9 @@ item, an item that is gone (404 or 410), which is retired from that moment.
 A source that is down, too slow or still answering 429 after the retries
 (`CmsUnavailable`) never raises out of either: what was recorded stays, the last approved
 content stays in force, and the result says `unavailable` with the error and the counts
-so far. The same result is logged and kept in `cms_syncs`.
+so far. The same result is logged and kept in `cms_syncs`. A listing whose answer cannot be
+read (a CmsError, or an answer of the wrong shape) ends the run the same way, as
+`unreadable answer: ...`; an item that cannot be read is a problem of that item only.
 """
 
 from __future__ import annotations
@@ -150,7 +152,25 @@ def sync(connector: CmsConnector, store: CmsStore, now: dt.datetime) -> SyncResu
                 store.set_cursor(connector.source, page.cursor, now)
     except CmsUnavailable as exc:
         return _finish(store, tally, now, exc)
+    except (CmsError, *_MALFORMED) as exc:
+        return _finish(store, tally, now, _unreadable(exc))
     return _finish(store, tally, now, None)
+
+
+# What a connector raises on an answer of the wrong shape it did not check itself.
+_MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError)
+
+
+def _unreadable(exc: Exception) -> CmsUnavailable:
+    """A listing the connector could not read ends the source's run as unavailable: what
+    was recorded stays, and the last approved content stays in force."""
+    return CmsUnavailable(f"unreadable answer: {_describe(exc)}")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, CmsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _record_listed_version(connector: CmsConnector, store: CmsStore, ref: ItemRef,
@@ -169,15 +189,20 @@ def _record_listed_version(connector: CmsConnector, store: CmsStore, ref: ItemRe
         item = connector.fetch(ref.external_id, ref.locale, ref.source_version)
     except CmsUnavailable:
         raise
-    except CmsError as exc:
+    except (CmsError, *_MALFORMED) as exc:
         tally.problem(f"{connector.source} item {ref.external_id} ({ref.locale}) version "
-                      f"{ref.source_version}: {exc}")
+                      f"{ref.source_version}: {_describe(exc)}")
         return
     if item.status != "approved" or any(
         v.status == "approved" and v.raw_sha256 == item.sha256 for v in recorded_versions
     ):
         return
-    recorded = store.record(item, now)
+    try:
+        recorded = store.record(item, now)
+    except CmsError as exc:
+        tally.problem(f"{connector.source} item {ref.external_id} ({ref.locale}) version "
+                      f"{ref.source_version}: {_describe(exc)}")
+        return
     tally.add(recorded)
     if recorded.changed and becomes_entry(recorded.version):
         _, problems = build_entries([recorded.version], store)
@@ -193,6 +218,8 @@ def reconcile(connector: CmsConnector, store: CmsStore, now: dt.datetime) -> Syn
             _refresh(connector, store, external_id, locale, now, tally)
     except CmsUnavailable as exc:
         return _finish(store, tally, now, exc)
+    except (CmsError, *_MALFORMED) as exc:
+        return _finish(store, tally, now, _unreadable(exc))
     return _finish(store, tally, now, None)
 
 
@@ -202,8 +229,8 @@ def _refresh(connector: CmsConnector, store: CmsStore, external_id: str, locale:
         recorded, gone = refresh_item(connector, store, external_id, locale, now)
     except CmsUnavailable:
         raise
-    except CmsError as exc:
-        text = f"{connector.source} item {external_id} ({locale}): {exc}"
+    except (CmsError, *_MALFORMED) as exc:
+        text = f"{connector.source} item {external_id} ({locale}): {_describe(exc)}"
         log.warning("cms %s", text)
         tally.problem(text)
         return

@@ -26,7 +26,10 @@ default) and say what it is for with what the editor offers without a plugin:
 States: `publish` is approved (approved at the post's last save; WordPress does not record
 who pressed Publish, so `approved_by` stays empty and the author is kept in `metadata`).
 `draft`, `pending`, `future`, `private` and any status a plugin adds are drafts; they are
-readable only with an application password (`context=edit`). `trash` is retired from the
+readable only with an application password (`context=edit`). WordPress keeps one state per
+post, so a post that is not `publish` has no live copy: its approved versions are retired
+from when q2c sees it (`withdraws_approved`), even when the status change came with an edit
+or a new revision. `trash` is retired from the
 moment it was trashed; a post deleted outright answers 404 (410 behind some caches), and
 `fetch` raises `CmsNotFound` for it as for a post taken out of the q2c categories. Without
 credentials q2c sees published posts only, and a post that stops being public answers
@@ -81,6 +84,7 @@ from q2c.content.cms.base import (
     EventRejected,
     ItemRef,
     PublishEvent,
+    cms_client_options,
 )
 from q2c.content.legal_cases import CASES
 from q2c.content.registry import CHANNELS, PLACEMENTS, TARGETING_FIELDS, normalize_language
@@ -297,6 +301,7 @@ class WordPressConnector:
                 "application password of that user), or neither to read published posts only"
             )
         headers = {"Accept": "application/json"}
+        token = ""  # the Basic credentials, masked in messages like the password
         if user:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
@@ -305,7 +310,8 @@ class WordPressConnector:
             auth_hint=("Set Q2C_WORDPRESS_USER and Q2C_WORDPRESS_APP_PASSWORD to a user and "
                        "one of its application passwords (Users > Profile > Application "
                        "Passwords); reading drafts needs a user who may edit them (Editor)."),
-            error_text=_error_text, secrets=(password,), **client_options,
+            error_text=_error_text, secrets=(password, token),
+            **cms_client_options(client_options),
         )
         return cls(client, authenticated=bool(user), post_type=values["post_type"] or "posts",
                    webhook_secret=values["webhook_secret"] or None,
@@ -324,7 +330,8 @@ class WordPressConnector:
         while True:
             reply = self._get(self.post_type, self._list_params(position, page, category_ids),
                               f"listing {self.post_type}")
-            rows = [row for row in reply.data or [] if not position.has_seen(row)]
+            rows = [row for row in _listed_rows(reply.data, self.post_type)
+                    if not position.has_seen(row)]
             refs = tuple(ref for row in rows if (ref := self._listed_ref(row)) is not None)
             advanced = position.after(rows)
             has_more = page < _total_pages(reply.headers)
@@ -441,8 +448,13 @@ class WordPressConnector:
         params = {"_embed": "wp:term"}
         if self.authenticated:
             params["context"] = "edit"
-        return self._get(f"{self.post_type}/{external_id}", params,
+        data = self._get(f"{self.post_type}/{external_id}", params,
                          f"reading {self.post_type} {external_id}", single=True).data
+        if not isinstance(data, Mapping) or not data.get("id") or not data.get("modified_gmt"):
+            raise CmsError(
+                f"WordPress: reading {self.post_type} {external_id}: the answer is not a post "
+                "with `id` and `modified_gmt`; check Q2C_WORDPRESS_URL and the REST API")
+        return data
 
     def _revisions(self, external_id: str) -> list[Mapping[str, Any]]:
         rows: list[Mapping[str, Any]] = []
@@ -494,6 +506,8 @@ class WordPressConnector:
             media_type="text/html", modified_at=modified,
             approved_at=modified if status == "approved" else None, retired_at=retired_at,
             targeting=targeting,
+            # One state per post: a current post that is not `publish` has no live copy.
+            withdraws_approved=row is post and status != "approved",
             case=labels.one("case") if labels.kind == "legal" else None,
             placement=labels.one("placement") if labels.kind == "blocks" else None,
             metadata={"post_type": self.post_type, "slug": post.get("slug"),
@@ -621,6 +635,30 @@ class _Cursor:
             elif moment == position.moment:
                 position = replace(position, seen=position.seen | {_fingerprint(post)})
         return position
+
+
+def _listed_rows(data: Any, post_type: str) -> list[Mapping[str, Any]]:
+    """A listing's posts, refused with the field at fault when WordPress (or what answers
+    in its place) sends something else."""
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise CmsError(f"WordPress: listing {post_type}: the answer is not a JSON list of "
+                       "posts; check Q2C_WORDPRESS_URL and Q2C_WORDPRESS_POST_TYPE")
+    for row in data:
+        if not isinstance(row, Mapping):
+            raise CmsError(f"WordPress: listing {post_type}: an entry is not a post: "
+                           f"{str(row)[:80]!r}")
+        for name in ("id", "modified_gmt"):
+            if not row.get(name):
+                raise CmsError(f"WordPress: listing {post_type}: post {row.get('id')!r} has "
+                               f"no `{name}`")
+        try:
+            _gmt(row["modified_gmt"])
+        except ValueError as exc:
+            raise CmsError(f"WordPress: listing {post_type}: post {row['id']} has "
+                           f"modified_gmt {row['modified_gmt']!r}, not a time") from exc
+    return data
 
 
 def _fingerprint(post: Mapping[str, Any]) -> str:
