@@ -1,11 +1,22 @@
-"""Raw layer: landed CSV exports loaded into `raw_<source>` tables in Fivetran's shape."""
+"""Raw layer: landed CSV exports loaded into `raw_<source>` tables in Fivetran's shape.
+
+A source in `pull_sources` is first pulled through its API into the landing folder, so the
+night loads what the provider holds now. When the provider is down, the files of the last
+pull are loaded instead and the asset says so; refused credentials stop the asset.
+"""
 
 
 import dagster as dg
 
 from orchestration.resources import Q2CSettings
-from q2c.settings import load_settings
-from q2c.sources.landing import blocking_failures, load_source
+from q2c.settings import Settings, load_settings
+from q2c.sources.connectors import (
+    ConnectorError,
+    ProviderError,
+    TransientError,
+    pull,
+)
+from q2c.sources.landing import blocking_failures, find_table_file, load_source, source_folder
 from q2c.sources.schema import CATALOG, tables_of
 from q2c.warehouse import connect
 
@@ -32,10 +43,58 @@ def _raw_specs(source: str) -> list[dg.AssetSpec]:
     ]
 
 
+def _landed_files(settings: Settings, source: str) -> list[str]:
+    folder = source_folder(settings.landing_dir, source)
+    return [str(path) for table in tables_of(source)
+            if (path := find_table_file(folder, table)) is not None]
+
+
+def _pull_first(context: dg.AssetExecutionContext, settings: Settings,
+                source: str) -> dict[str, object]:
+    """Pull `source` into the landing folder; the metadata that says how it went.
+
+    A provider that is down (TransientError, ProviderError) must not stop the night when an
+    earlier pull landed files: those are loaded, with a warning. Refused or missing
+    credentials need a person, and without earlier files there is nothing to load.
+    """
+    try:
+        report = pull(source, settings)
+    except (TransientError, ProviderError) as exc:
+        said = str(exc).rstrip(". ")
+        if not _landed_files(settings, source):
+            raise dg.Failure(
+                description=(
+                    f"The pull of {source} failed and no earlier pull landed files in "
+                    f"{source_folder(settings.landing_dir, source)}: {said}. Run again once "
+                    f"the provider answers, or remove {source} from Q2C_PULL_SOURCES and "
+                    "land its files another way."
+                ),
+            ) from exc
+        context.log.warning("%s: the pull failed (%s); loading the files of the last pull",
+                            source, said)
+        return {"pulled_records": dg.MetadataValue.json({}),
+                "pull_status": f"failed, loaded the files of the last pull: {said}"}
+    except ConnectorError as exc:
+        raise dg.Failure(
+            description=(
+                f"The pull of {source} cannot run: {str(exc).rstrip('. ')}. Set what the "
+                "message names (in the environment of the Dagster run), or remove "
+                f"{source} from Q2C_PULL_SOURCES."
+            ),
+        ) from exc
+    records = {name: stream.records for name, stream in report.streams.items()}
+    context.log.info("%s: pulled %d records into %s", source, sum(records.values()),
+                     settings.landing_dir / source)
+    return {"pulled_records": dg.MetadataValue.json(records),
+            "pull_status": f"ok, {sum(records.values())} records pulled"}
+
+
 def _build_source_asset(source: str) -> dg.AssetsDefinition:
     @dg.multi_asset(name=f"land_{source}", specs=_raw_specs(source), can_subset=False)
     def land(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         settings = q2c.load()
+        pulled = (_pull_first(context, settings, source)
+                  if source in settings.pull_sources else {})
         with connect(settings.warehouse_path) as conn:
             loads = load_source(conn, settings.landing_dir, source, context.run_id)
 
@@ -60,6 +119,7 @@ def _build_source_asset(source: str) -> dg.AssetsDefinition:
                     "rows_quarantined": load.rows_quarantined,
                     "missing_columns": ", ".join(load.missing_columns) or "none",
                     "message": load.message or "",
+                    **pulled,
                 },
             )
 

@@ -83,6 +83,7 @@ class Settings:
     attachment_rules_file: Path | None = None
     sources: tuple[str, ...] = DEFAULT_SOURCES
     cms_sources: tuple[str, ...] = ()
+    pull_sources: tuple[str, ...] = ()
     seller: Seller = field(default_factory=Seller)
 
     @property
@@ -151,6 +152,36 @@ def _sources(value: object) -> tuple[str, ...]:
     if unknown:
         raise ConfigError(
             f"sources: unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}"
+        )
+    return chosen
+
+
+# The sources q2c has its own API pull connector for (q2c.sources.connectors.CONNECTORS).
+PULL_CONNECTORS = ("hubspot", "salesforce", "stripe", "quickbooks")
+
+
+def _pull_sources(value: object, sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The sources pulled through their API before each load (`Q2C_PULL_SOURCES`).
+
+    Each must have a pull connector and be enabled in `sources`: a pull of a source that is
+    not loaded would land files nobody reads.
+    """
+    if value is None or value == "":
+        return ()
+    names = value.split(",") if isinstance(value, str) else list(value)
+    chosen = tuple(dict.fromkeys(str(n).strip().lower() for n in names if str(n).strip()))
+    unknown = [name for name in chosen if name not in PULL_CONNECTORS]
+    if unknown:
+        raise ConfigError(
+            f"pull_sources (Q2C_PULL_SOURCES): no pull connector for {', '.join(unknown)}; "
+            f"q2c pulls from {', '.join(PULL_CONNECTORS)}. Land other sources as files"
+        )
+    disabled = [name for name in chosen if name not in sources]
+    if disabled:
+        raise ConfigError(
+            f"pull_sources (Q2C_PULL_SOURCES): {', '.join(disabled)} not among the enabled "
+            f"sources ({', '.join(sources)}); add it to sources (Q2C_SOURCES) or remove it "
+            "from pull_sources"
         )
     return chosen
 
@@ -293,7 +324,7 @@ CONFIG_KEYS = frozenset("""
     ses_region ses_endpoint_url ses_configuration_set ses_bounce_queue_url s3_endpoint_url
     bounce_maildir deliver_from delivery_lookback_days delivery_policy review_policy seller
     attachments attachment_rules
-    x12_partners edi_inbound sftp_key_file sftp_known_hosts sources cms_sources
+    x12_partners edi_inbound sftp_key_file sftp_known_hosts sources cms_sources pull_sources
 """.split())
 
 
@@ -330,6 +361,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
     home = Path(str(_env("Q2C_HOME", config, "home", PROJECT_ROOT / "var"))).resolve()
     as_of = _env("Q2C_AS_OF", config, "as_of", None)
     seller_config = config.get("seller", {})
+    sources = _sources(_env("Q2C_SOURCES", config, "sources", None))
 
     return Settings(
         home=home,
@@ -392,7 +424,9 @@ def load_settings(config_file: Path | None = None) -> Settings:
         sftp_known_hosts=_optional_path(
             _env("Q2C_SFTP_KNOWN_HOSTS", config, "sftp_known_hosts", None)
         ),
-        sources=_sources(_env("Q2C_SOURCES", config, "sources", None)),
+        sources=sources,
+        pull_sources=_pull_sources(_env("Q2C_PULL_SOURCES", config, "pull_sources", None),
+                                   sources),
         cms_sources=_cms_sources(_env("Q2C_CMS_SOURCES", config, "cms_sources", None)),
         attachments_location=_optional_text(
             _env("Q2C_ATTACHMENTS", config, "attachments", None)
