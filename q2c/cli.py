@@ -676,9 +676,13 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 def _add_pull_parser(commands) -> None:
     pull = commands.add_parser(
         "pull", help="pull a source's changes through its API into the landing folder",
-        description="Incremental by the source's updated-at cursor, saved in the ops store "
-                    "after each landed page, so a failed pull resumes where it stopped. "
-                    "Credentials come from the environment (see the README).",
+        description="Writes <landing>/<source>/<table>.csv (Q2C_LANDING_DIR, default "
+                    "$Q2C_HOME/landing), incremental by the source's updated-at cursor, saved "
+                    "in the ops store after each landed page, so a failed pull resumes where "
+                    "it stopped. Streams: hubspot company, contact, deal, line_item, ticket, "
+                    "owner, deal_pipeline, ticket_pipeline; salesforce, stripe and quickbooks "
+                    "the tables of their raw schema. Credentials come from the environment "
+                    "(README, Sources).",
     )
     pull.add_argument("source", choices=["hubspot", "salesforce", "stripe", "quickbooks"])
     pull.add_argument("--stream", action="append", metavar="NAME",

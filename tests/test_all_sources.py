@@ -88,7 +88,8 @@ def test_the_whole_project_builds_with_every_source_enabled(built):
                     if r["unique_id"].startswith("model.")}
     for source in SOURCES:
         assert any(name.startswith(f"stg_{source}__") for name in built_models), source
-    assert {"fct_gateway_transactions", "fct_payouts", "kpi_dso_monthly"} <= built_models
+    assert {"fct_gateway_transactions", "fct_payouts", "kpi_dso_monthly",
+            "rpt_fct_gateway_transactions", "rpt_fct_payouts"} <= built_models
 
 
 def test_every_source_landed_rows_and_unusable_rows_were_reported_not_dropped(built):

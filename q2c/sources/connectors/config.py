@@ -49,12 +49,12 @@ def read_env(
         problem = _malformed(spec, value)
         if problem:
             raise ConfigurationError(
-                provider, f"{provider} pull is not configured: {spec.name} {problem}; set it "
+                provider, f"{provider} connection is not configured: {spec.name} {problem}; set it "
                 "again, copied without them (the value is not shown)",
             )
         values[key] = value
     if missing:
         raise ConfigurationError(
-            provider, f"{provider} pull is not configured: set {', '.join(missing)}"
+            provider, f"{provider} connection is not configured: set {', '.join(missing)}"
         )
     return values
