@@ -3,7 +3,8 @@
 {% macro q2c_rate_sources() -%}
     {%- set homes = var('erp_home_currencies', {}) -%}
     {%- set found = [] -%}
-    {%- for source, currency in homes.items() if currency | upper == var('reporting_currency') | upper -%}
+    {%- set reporting = var('reporting_currency') | upper -%}
+    {%- for source, currency in homes.items() if currency | upper == reporting -%}
         {%- do found.append(source) -%}
     {%- endfor -%}
     {{ return(found) }}

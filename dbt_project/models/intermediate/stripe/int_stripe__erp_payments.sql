@@ -23,7 +23,8 @@ final as (
         reference_number,
         currency_code,
         case
-            when settlement_currency_code = '{{ var("erp_home_currencies", {}).get("stripe", "") | upper }}'
+            when settlement_currency_code
+                = '{{ var("erp_home_currencies", {}).get("stripe", "") | upper }}'
                 then exchange_rate
         end as exchange_rate,
         amount as total_amount,
