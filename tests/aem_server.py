@@ -37,14 +37,15 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from provider_servers import LoopbackServer, scripted_fault
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FIXTURES = SHARED_DATA / "aem-content-fragment-fixtures"
-HOST = "127.0.0.1"
 TOKEN = "aem-test-token-5b1e"
 USER, PASSWORD = "q2c-reader", "s3cret-pass"
 START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
@@ -211,42 +212,18 @@ class Seen:
     headers: dict[str, str]
 
 
-class AemServer:
+class AemServer(LoopbackServer):
     """An AEM author (or, with `role="publish"`, a 6.5 publish tier) on a loopback port."""
 
+    methods = ("GET",)
+
     def __init__(self, store: AemStore, role: str = "author") -> None:
+        super().__init__()
         self.store = store
         self.role = role
         self.faults: list[Fault] = []
         self.requests: list[Seen] = []
         self.assets_page_cap = 50
-        self._httpd: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> AemServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer((HOST, 0), Handler)
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
 
     def fail(self, status: int, match: str = "", times: int = 1,
              retry_after: str | None = None, skip: int = 0) -> None:
@@ -258,7 +235,7 @@ class AemServer:
 
     # -- dispatch -------------------------------------------------------------------------
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -283,14 +260,9 @@ class AemServer:
         handler.wfile.write(data)
 
     def _answer(self, seen: Seen) -> tuple[int, Any, dict[str, str]]:
-        for fault in self.faults:
-            if fault.times > 0 and fault.match in seen.path:
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    break
-                fault.times -= 1
-                return fault.status, _problem(fault.status, "scripted failure"), \
-                    dict(fault.headers)
+        fault = scripted_fault(self.faults, seen.path)
+        if fault is not None:
+            return fault.status, _problem(fault.status, "scripted failure"), dict(fault.headers)
         if not self._authorized(seen.headers.get("Authorization", "")):
             if seen.path.startswith(SITES):
                 return 401, _problem(401, "The access token is missing or invalid."), {}

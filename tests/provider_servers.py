@@ -58,16 +58,13 @@ class Seen:
     headers: dict[str, str]
 
 
-class ProviderServer:
-    """One provider's API on a loopback port; subclasses implement `route` and `refuse`."""
+class LoopbackServer:
+    """An HTTP server on a free loopback port, run in a thread; subclasses answer requests
+    in `_handle(handler, method)`."""
 
-    token = "test-token-7f3a9c"
+    methods: tuple[str, ...] = ("GET", "POST")
 
-    def __init__(self, page_size: int = 2) -> None:
-        self.page_size = page_size
-        self.faults: list[Fault] = []
-        self.requests: list[Seen] = []
-        self.lock = threading.RLock()
+    def __init__(self) -> None:
         self._httpd: ThreadingHTTPServer | None = None
 
     @property
@@ -76,27 +73,54 @@ class ProviderServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> ProviderServer:
+    def start(self):
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                server._handle(self, "POST")
-
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+        for method in self.methods:
+            setattr(Handler, f"do_{method}",
+                    lambda handler, method=method: server._handle(handler, method))
         self._httpd = ThreadingHTTPServer((HOST, 0), Handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        raise NotImplementedError
+
+
+def scripted_fault(faults: list, path: str) -> Any | None:
+    """The first scripted fault matching `path` that is due now, counted down; None when
+    the request goes through (a fault still skipping lets it pass)."""
+    for fault in faults:
+        if fault.times > 0 and fault.match in path:
+            if fault.skip > 0:
+                fault.skip -= 1
+                return None
+            fault.times -= 1
+            return fault
+    return None
+
+
+class ProviderServer(LoopbackServer):
+    """One provider's API on a loopback port; subclasses implement `route` and `refuse`."""
+
+    token = "test-token-7f3a9c"
+
+    def __init__(self, page_size: int = 2) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.faults: list[Fault] = []
+        self.requests: list[Seen] = []
+        self.lock = threading.RLock()
 
     def fail(self, status: int, match: str = "", skip: int = 0, times: int = 1,
              retry_after: str | None = None, body: Any = None) -> None:
@@ -131,14 +155,14 @@ class ProviderServer:
         handler.end_headers()
         handler.wfile.write(data)
 
+    def _scripted(self, seen: Seen) -> tuple[int, Any, dict[str, str]] | None:
+        fault = scripted_fault(self.faults, seen.path)
+        return None if fault is None else (fault.status, fault.body, fault.headers)
+
     def _answer(self, seen: Seen) -> tuple[int, Any, dict[str, str]]:
-        for fault in self.faults:
-            if fault.times > 0 and fault.match in seen.path:
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    break
-                fault.times -= 1
-                return fault.status, fault.body, fault.headers
+        scripted = self._scripted(seen)
+        if scripted is not None:
+            return scripted
         if seen.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, self.error_body(401), {}
         status, payload, *headers = self.route(seen)

@@ -239,13 +239,9 @@ class SitecoreServer(ProviderServer):
                             .get(status, "Internal server error")}]}
 
     def _answer(self, seen: Seen) -> tuple[int, Any, dict[str, str]]:
-        for fault in self.faults:
-            if fault.times > 0 and fault.match in seen.path:
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    break
-                fault.times -= 1
-                return fault.status, fault.body, fault.headers
+        scripted = self._scripted(seen)
+        if scripted is not None:
+            return scripted
         if seen.method == "POST" and seen.path == GRAPHQL_PATH:
             headers = {k.lower(): v for k, v in seen.headers.items()}
             if headers.get("sc_apikey") != self.token:

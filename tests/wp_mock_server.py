@@ -197,13 +197,9 @@ class WordPressMockServer(ProviderServer):
     # HTTP
 
     def _answer(self, seen: Seen) -> tuple[int, Any, dict[str, str]]:
-        for fault in self.faults:
-            if fault.times > 0 and fault.match in seen.path:
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    break
-                fault.times -= 1
-                return fault.status, fault.body, fault.headers
+        scripted = self._scripted(seen)
+        if scripted is not None:
+            return scripted
         # A wrong application password is taken as no credentials, as WordPress 6.1 does.
         expected = base64.b64encode(f"{USER}:{APP_PASSWORD}".encode()).decode()
         signed_in = seen.headers.get("Authorization", "") == f"Basic {expected}"

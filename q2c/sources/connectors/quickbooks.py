@@ -16,7 +16,7 @@ lines in `<entity>_tax_line` by position (`index`, from 0), replaced per parent;
 and shipping addresses in `address`. Deleted entities are not returned by queries (they
 need the change data capture API), so `_fivetran_deleted` is always false here.
 
-API reference: https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/data-queries
+API reference: Intuit's QuickBooks Online API guide, "Data queries" (developer.intuit.com).
 """
 
 from __future__ import annotations
