@@ -1,0 +1,1 @@
+"""Payments: gateway events in, cash applied to invoices, the nightly reconciliation."""
