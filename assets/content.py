@@ -14,6 +14,7 @@ from collections import Counter
 import dagster as dg
 import duckdb
 
+from orchestration.jobs import NETWORK_RETRY
 from orchestration.resources import Q2CSettings
 from q2c.content.cms import build_cms_connector
 from q2c.content.cms.store import CmsStore
@@ -66,6 +67,7 @@ def _build_cms_asset(source: str) -> dg.AssetsDefinition:
         key=cms_asset_key(source),
         group_name=CONTENT_GROUP,
         kinds={source},
+        retry_policy=NETWORK_RETRY,
         description=(
             f"Message blocks and legal texts from {source}: every version q2c fetched, "
             "sanitized and pinned by SHA-256 in the CMS store; approved ones are in the "

@@ -3,6 +3,13 @@
 `review_queue` screens tonight's due invoices with the review policy and exports the queue;
 `outbox` queues the approved ones with every channel's bytes, reads bounces, delivers
 exactly once with failover, and exports the outbox and its audit trail for the dbt marts.
+
+The nightly run (no partition) looks at every invoice due. In the one run of a backfill of
+some issue dates (`dagster asset materialize --partition-range`, the documents' single-run
+policy) both look at the invoices issued on those days only. They are not partitioned
+themselves: Dagster cannot run a partitioned asset below the partitioned documents in the
+nightly run, which has no partition. Either way the outbox sends each invoice once: what
+it already holds is never queued again.
 """
 
 
@@ -11,8 +18,10 @@ import logging
 
 import dagster as dg
 import duckdb
+from pydantic import Field
 
-from assets.documents import DOCUMENTS_KEY, EINVOICES_KEY
+from assets.documents import DOCUMENTS_KEY, EINVOICES_KEY, issue_window
+from orchestration.jobs import DELIVERY_POOL, DELIVERY_TAG, NETWORK_RETRY
 from orchestration.resources import Q2CSettings
 from q2c import opsdb
 from q2c.attachments.nightly import plan_for_delivery
@@ -20,13 +29,19 @@ from q2c.content.registry import load_registry
 from q2c.delivery.bounces import read_bounces
 from q2c.delivery.envelope import PORTAL
 from q2c.delivery.export import export_deliveries
-from q2c.delivery.outbox import Outbox, RetryPolicy, document_key
+from q2c.delivery.outbox import Outbox, RetryPolicy, SendPace, document_key
 from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import input_hash
 from q2c.documents.render import resolve_content
 from q2c.einvoice_documents import stored_einvoices
-from q2c.invoice_delivery import build_items, delivery_channels, delivery_start, select_due
+from q2c.invoice_delivery import (
+    DeliverySelection,
+    build_items,
+    delivery_channels,
+    delivery_start,
+    select_due,
+)
 from q2c.invoice_mail import stored_documents
 from q2c.review import PENDING, REJECTED, ReviewQueue, export_review
 from q2c.review import load_policy as load_review_policy
@@ -44,11 +59,37 @@ OUTBOX_PAYLOADS_KEY = dg.AssetKey(["q2c_ops", "outbox_payloads"])
 DELIVERY_EVENTS_KEY = dg.AssetKey(["q2c_ops", "delivery_events"])
 
 
-def _due(settings, conn):
+def _due(settings, conn, issued: dict[str, str] | None = None) -> DeliverySelection:
+    """Invoices due tonight; with `issued` (a partitioned run's days), those invoices only."""
     known = Outbox(settings.ops_store).document_keys_known()
-    return select_due(conn, held_invoice_ids(conn), known,
-                      load_channel_policy(settings.delivery_policy_file), settings.run_date,
-                      delivery_start(settings))
+    selection = select_due(conn, held_invoice_ids(conn), known,
+                           load_channel_policy(settings.delivery_policy_file),
+                           settings.run_date, delivery_start(settings))
+    if issued is None:
+        return selection
+    numbers = set(issued.values())
+    selection.due = [invoice for invoice in selection.due if invoice.invoice_id in issued]
+    selection.skipped = {
+        reason: kept for reason, listed in selection.skipped.items()
+        if (kept := [number for number in listed if number in numbers])
+    }
+    return selection
+
+
+def _issued_on_days(conn, window) -> dict[str, str] | None:
+    """Invoice id to number of the invoices issued on a partitioned run's days; None for a
+    run without partition, which looks at every day."""
+    if window is None:
+        return None
+    rows = conn.execute(
+        "select invoice_id, invoice_number from core.fct_invoices "
+        "where issue_date between ? and ?", list(window),
+    ).fetchall()
+    return dict(rows)
+
+
+def _days(window, settings) -> str:
+    return f"{window[0]} to {window[1]}" if window else f"all up to {settings.run_date}"
 
 
 def _review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
@@ -84,6 +125,7 @@ def _stop_if_the_trail_changed(box: Outbox, exported_head, settings) -> None:
     problems = box.verify(known_head=exported_head)
     if problems:
         raise dg.Failure(
+            allow_retries=False,
             description=(
                 f"delivery stopped, nothing was sent: the audit trail in {settings.ops_store} "
                 f"does not match what the last run recorded ({problems[0]}). Restore the "
@@ -119,6 +161,7 @@ def _exported_chain_head(conn) -> tuple[int, str] | None:
     ],
     group_name="delivery",
     can_subset=False,
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     """Screen the invoices due tonight with the review policy and export the queue.
@@ -129,8 +172,9 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     settings = q2c.load()
     policy = load_review_policy(settings.review_policy_file)
     queue = ReviewQueue(settings.ops_store)
+    window = issue_window(context)
     with connect(settings.warehouse_path) as conn:
-        due = _due(settings, conn).due
+        due = _due(settings, conn, _issued_on_days(conn, window)).due
         candidates = load_candidates(conn, policy, [invoice.invoice_id for invoice in due])
         gate = queue.screen(candidates, policy)
         with opsdb.connect(settings.ops_store) as store:
@@ -144,6 +188,7 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         len(candidates), len(gate.allowed), len(gate.waiting), len(gate.rejected),
     )
     metadata = {
+        "issue_dates": _days(window, settings),
         "screened": len(candidates), "released": len(gate.allowed),
         "waiting_for_approval": len(gate.waiting), "rejected": len(gate.rejected),
         "pending_total": len(pending), "sla_breached": len(breached),
@@ -156,6 +201,19 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     yield dg.MaterializeResult(asset_key=REVIEW_DECISIONS_KEY, metadata={
         "dagster/row_count": exported.decision_rows,
     })
+
+
+class OutboxConfig(dg.Config):
+    """How fast and how much one run hands over, for a mail relay that limits senders.
+
+    The pace applies when mail goes to an SMTP relay or SES, never to `.eml` files. Invoices
+    over the per-run cap stay queued for the next run.
+    """
+
+    max_sends_per_second: float = Field(
+        default=10.0, ge=0, description="Sends per second at most; 0 for no limit.")
+    max_sends_per_run: int = Field(
+        default=0, ge=0, description="Invoices handled per run at most; 0 for no limit.")
 
 
 @dg.multi_asset(
@@ -179,13 +237,20 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     ],
     group_name="delivery",
     can_subset=False,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=NETWORK_RETRY,
+    pool=DELIVERY_POOL,
+    op_tags={DELIVERY_TAG: "outbox"},
 )
-def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
+def outbox(context: dg.AssetExecutionContext, config: OutboxConfig, q2c: Q2CSettings):
     """Queue tonight's approved invoices along their channel plans and deliver them.
 
     Each invoice is keyed by its document, so a rerun, a retried step or a second run at
     the same time never sends it twice; a permanent failure or a bounce moves it to the
-    next channel of its plan, and one that exhausts them all is a dead letter.
+    next channel of its plan, and one that exhausts them all is a dead letter. A run for
+    some issue dates (a backfill) queues and sends the invoices issued on those days only.
+    The step is in the delivery pool and retried as a network step: a retry sends only
+    what the first try did not.
     """
     settings = q2c.load()
     content = load_registry(settings.content_dir)
@@ -193,9 +258,11 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     channels = delivery_channels(settings)
     box = Outbox(settings.ops_store)
     review = ReviewQueue(settings.ops_store)
+    window = issue_window(context)
 
     with connect(settings.warehouse_path) as conn:
-        selection = _due(settings, conn)
+        issued = _issued_on_days(conn, window)
+        selection = _due(settings, conn, issued)
         gate = review.release_gate([invoice.invoice_id for invoice in selection.due])
         allowed = set(gate.allowed)
         for invoice in selection.due:
@@ -237,8 +304,11 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
                           "settle it with the partner, not to fail over",
                           alert.invoice_number, alert.partner, "; ".join(alert.errors))
     cancelled = _cancel_rejected(box, review)
+    paced = config.max_sends_per_second > 0 and settings.mail_channel != "eml"
     report = box.process(channels, context.run_id, retry=RetryPolicy(),
-                         hold=lambda invoice_id: _review_hold(review, invoice_id))
+                         hold=lambda invoice_id: _review_hold(review, invoice_id),
+                         invoice_ids=issued, limit=config.max_sends_per_run or None,
+                         pace=SendPace(config.max_sends_per_second) if paced else None)
     dead = box.dead_letters()
     problems = box.verify(known_head=exported_head)
 
@@ -249,6 +319,8 @@ def outbox(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     context.log.info("outbox: %d queued now, %d already known; %s; %d dead letters",
                      len(enqueued.queued), len(enqueued.already_known), counts, len(dead))
     yield dg.MaterializeResult(asset_key=OUTBOX_KEY, metadata={
+        "issue_dates": _days(window, settings),
+        "sends_per_second_limit": config.max_sends_per_second if paced else "none",
         "queued_now": len(enqueued.queued),
         "cancelled_after_rejection": dg.MetadataValue.json(cancelled),
         **{name: int(value) for name, value in counts.items()},

@@ -98,10 +98,12 @@ def _quarantine(
         )
 
 
-def _issue_window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
+def issue_window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
     """First and last issue date of the partitions a run materializes; None without any.
 
-    One partition or a range (a backfill runs as one run, see the backfill policy).
+    One partition or a range (a backfill runs as one run, see the backfill policy). The
+    e-invoice and delivery assets are not partitioned, but in the same run they read the
+    run's days the same way.
     """
     if not (context.has_partition_key or context.has_partition_key_range):
         return None
@@ -177,7 +179,7 @@ def invoice_documents(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     manifest row with its content hash and template version.
     """
     settings = q2c.load()
-    window = _issue_window(context)
+    window = issue_window(context)
     with connect(settings.warehouse_path) as conn:
         held = held_invoice_ids(conn)
         issue_dates = _issued_invoices(conn, settings.run_date, window)
@@ -247,18 +249,32 @@ def invoice_documents(context: dg.AssetExecutionContext, q2c: Q2CSettings):
 EINVOICES_KEY = dg.AssetKey(["documents", "einvoices"])
 
 
-@dg.asset(
-    key=EINVOICES_KEY,
-    group_name="documents",
-    kinds={"xml", "pdf"},
-    deps=[DOCUMENTS_KEY],
-)
+# Not partitioned: Dagster cannot run a partitioned asset downstream of the partitioned
+# documents in the nightly run, which has no partition. The single-run backfill policy lets
+# it join a backfill's one run of a range of days all the same (`dagster asset materialize
+# --partition-range`); the policy's warning as for the documents asset.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _einvoices_asset = dg.asset(
+        key=EINVOICES_KEY,
+        group_name="documents",
+        kinds={"xml", "pdf"},
+        deps=[DOCUMENTS_KEY],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+
+
+@_einvoices_asset
 def einvoices(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     """Peppol BIS 3 UBL files and Factur-X PDFs for the customers that take e-invoices.
 
     Each is checked against the official EN 16931 and Peppol rules (Q2C_EINVOICE_RULES)
     before it is stored; an invoice whose e-invoice breaks a rule is held back with the
     rule named in `q2c_ops.invoice_holds` (suite `einvoice`), so it is not delivered at all.
+
+    In a backfill's run it builds the same e-invoices as a night (those not built yet, of
+    every day): each run's e-invoice holds replace the last run's as a whole, so a run
+    that looked at a few days only would release the holds of all the others.
     """
     settings = q2c.load()
     content = load_registry(settings.content_dir)

@@ -2,21 +2,25 @@
 
 A source in `pull_sources` is first pulled through its API into the landing folder, so the
 night loads what the provider holds now. When the provider is down, the files of the last
-pull are loaded instead and the asset says so; refused credentials stop the asset.
+pull are loaded instead and the asset says so; refused credentials stop the asset. The
+landing step of a pulled source is retried as a network step (`NETWORK_RETRY`).
 """
 
 
 import dagster as dg
 
+from orchestration.jobs import NETWORK_RETRY
 from orchestration.resources import Q2CSettings
+from q2c.payments.stripe_landing import land_webhook_objects
 from q2c.settings import Settings, load_settings
+from q2c.sources.changes import UNCHANGED, load_changed_source
 from q2c.sources.connectors import (
     ConnectorError,
     ProviderError,
     TransientError,
     pull,
 )
-from q2c.sources.landing import blocking_failures, find_table_file, load_source, source_folder
+from q2c.sources.landing import blocking_failures, find_table_file, source_folder
 from q2c.sources.schema import CATALOG, tables_of
 from q2c.warehouse import connect
 
@@ -76,6 +80,7 @@ def _pull_first(context: dg.AssetExecutionContext, settings: Settings,
                 "pull_status": f"failed, loaded the files of the last pull: {said}"}
     except ConnectorError as exc:
         raise dg.Failure(
+            allow_retries=False,
             description=(
                 f"The pull of {source} cannot run: {str(exc).rstrip('. ')}. Set what the "
                 "message names (in the environment of the Dagster run), or remove "
@@ -89,18 +94,33 @@ def _pull_first(context: dg.AssetExecutionContext, settings: Settings,
             "pull_status": f"ok, {sum(records.values())} records pulled"}
 
 
-def _build_source_asset(source: str) -> dg.AssetsDefinition:
-    @dg.multi_asset(name=f"land_{source}", specs=_raw_specs(source), can_subset=False)
+def _land_stripe_webhooks(context: dg.AssetExecutionContext,
+                          settings: Settings) -> dict[str, object]:
+    """Objects Stripe sent by webhook, written beside the pulled rows (after the pull, so
+    the newest state of each object is what loads)."""
+    report = land_webhook_objects(settings.ops_store, settings.landing_dir)
+    if report.offered:
+        context.log.info("stripe: webhook objects offered to %s: %s", report.folder,
+                         ", ".join(f"{table} {n}" for table, n in report.offered.items()))
+    return {"webhook_rows_offered": dg.MetadataValue.json(report.offered)}
+
+
+def _build_source_asset(source: str, over_network: bool = False) -> dg.AssetsDefinition:
+    @dg.multi_asset(name=f"land_{source}", specs=_raw_specs(source), can_subset=False,
+                    retry_policy=NETWORK_RETRY if over_network else None)
     def land(context: dg.AssetExecutionContext, q2c: Q2CSettings):
         settings = q2c.load()
         pulled = (_pull_first(context, settings, source)
                   if source in settings.pull_sources else {})
+        if source == "stripe":
+            pulled |= _land_stripe_webhooks(context, settings)
         with connect(settings.warehouse_path) as conn:
-            loads = load_source(conn, settings.landing_dir, source, context.run_id)
+            loads = load_changed_source(conn, settings.landing_dir, source, context.run_id)
 
         failures = blocking_failures(loads)
         if failures:
             raise dg.Failure(
+                allow_retries=False,
                 description=(
                     "Invoices cannot be printed without these tables, so the night stops here "
                     "(yesterday's tables stay in place): " + " | ".join(failures)
@@ -114,6 +134,7 @@ def _build_source_asset(source: str) -> dg.AssetsDefinition:
                 metadata={
                     "file": str(load.file or ""),
                     "status": load.status,
+                    "reloaded": load.status != UNCHANGED,
                     "dagster/row_count": load.rows_loaded,
                     "rows_read": load.rows_read,
                     "rows_quarantined": load.rows_quarantined,
@@ -126,9 +147,16 @@ def _build_source_asset(source: str) -> dg.AssetsDefinition:
     return land
 
 
-def build_raw_assets(sources: tuple[str, ...]) -> list[dg.AssetsDefinition]:
-    """One landing asset per enabled source (setting `sources`); others stay out of the UI."""
-    return [_build_source_asset(source) for source in sources if tables_of(source)]
+def build_raw_assets(
+    sources: tuple[str, ...], pull_sources: tuple[str, ...] = ()
+) -> list[dg.AssetsDefinition]:
+    """One landing asset per enabled source (setting `sources`); others stay out of the UI.
+
+    Only the sources pulled through their API (`pull_sources`) touch the network, so only
+    their landing steps are retried.
+    """
+    return [_build_source_asset(source, source in pull_sources) for source in sources
+            if tables_of(source)]
 
 
-raw_assets = build_raw_assets(load_settings().sources)
+raw_assets = build_raw_assets(load_settings().sources, load_settings().pull_sources)

@@ -11,6 +11,7 @@ import dagster as dg
 
 from orchestration.resources import Q2CSettings
 from q2c.warehouse import connect
+from quality.reuse import check_outcomes, validate_or_reuse_holds
 from quality.suite import list_suites, load_suite
 
 HOLDS_KEY = dg.AssetKey(["q2c_ops", "invoice_holds"])
@@ -22,13 +23,14 @@ def suite_asset_key(relation: str) -> dg.AssetKey:
     return dg.AssetKey(relation.split("."))
 
 
-def _failures_table(failures, limit: int = 50) -> str:
+def _failures_table(failures: list[dict], more: int) -> str:
     lines = ["| invoice id | invoice number | field | value | reason |", "|---|---|---|---|---|"]
-    for row in failures[:limit]:
-        cells = [row.invoice_id, row.invoice_number, row.field, row.value, row.reason]
+    for row in failures:
+        cells = [row[name] for name in ("invoice_id", "invoice_number", "field", "value",
+                                        "reason")]
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
-    if len(failures) > limit:
-        lines.append(f"| … {len(failures) - limit} more | | | | |")
+    if more:
+        lines.append(f"| … {more} more | | | | |")
     return "\n".join(lines)
 
 
@@ -45,23 +47,29 @@ def _build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
 
     @dg.multi_asset_check(specs=specs, name=f"quality_suite_{suite_name}")
     def run_suite(context: dg.AssetCheckExecutionContext, q2c: Q2CSettings):
-        from quality.runner import validate_suite
+        """Validates the suite, or reports the last validation of the same inputs."""
+        outcomes, validated_in = check_outcomes(
+            q2c.load().warehouse_path, suite_name, context.run.run_id
+        )
+        if validated_in:
+            context.log.info("suite %s: its inputs are unchanged since run %s; reporting that "
+                             "run's results", suite_name, validated_in)
 
-        with connect(q2c.load().warehouse_path, read_only=True) as conn:
-            result = validate_suite(conn, suite_name, context.run.run_id)
-
-        for item in result.expectations:
+        for item in outcomes:
             yield dg.AssetCheckResult(
-                check_name=item.name,
+                check_name=item["name"],
                 asset_key=asset_key,
-                passed=item.success,
-                severity=_SEVERITY[item.severity],
-                description=item.rule,
+                passed=item["success"],
+                severity=_SEVERITY[item["severity"]],
+                description=item["rule"],
                 metadata={
-                    "rows_checked": item.element_count,
-                    "failing_rows": item.unexpected_count,
-                    "failing_invoice_ids": dg.MetadataValue.json(list(item.unexpected_ids)),
-                    "failures": dg.MetadataValue.md(_failures_table(item.failures)),
+                    "rows_checked": item["rows_checked"],
+                    "failing_rows": item["failing_rows"],
+                    "failing_invoice_ids": dg.MetadataValue.json(item["failing_invoice_ids"]),
+                    "failures": dg.MetadataValue.md(
+                        _failures_table(item["failures"], item["more_failures"])
+                    ),
+                    "validated_in_run": validated_in or context.run.run_id,
                 },
             )
 
@@ -92,27 +100,30 @@ def invoice_quality_holds(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     could not be read at ingest is held too.
     """
     from quality.ingest_holds import hold_invoices_with_unreadable_rows
-    from quality.runner import held_invoice_ids, record_results, validate_suite
+    from quality.runner import held_invoice_ids
 
     settings = q2c.load()
+    failed_rules: dict[str, int] = {}
+    validated_earlier: dict[str, str] = {}
     with connect(settings.warehouse_path) as conn:
-        results = [validate_suite(conn, name, context.run_id) for name in list_suites()]
-        for result in results:
-            record_results(conn, result)
+        for name in list_suites():
+            failed, validated_in = validate_or_reuse_holds(conn, name, context.run_id)
+            failed_rules |= failed
+            if validated_in:
+                validated_earlier[name] = validated_in
+                context.log.info("suite %s: inputs unchanged since run %s; its holds stand",
+                                 name, validated_in)
         hold_invoices_with_unreadable_rows(conn, context.run_id)
         held = held_invoice_ids(conn)
 
     for invoice_id, reasons in sorted(held.items()):
         context.log.warning("invoice %s held back: %s", invoice_id, "; ".join(reasons))
     rows = [f"| {invoice_id} | {'; '.join(reasons)} |" for invoice_id, reasons in held.items()]
-    failed_rules = {
-        f"{result.suite}.{item.name}": item.unexpected_count
-        for result in results for item in result.expectations if not item.success
-    }
     return dg.MaterializeResult(
         metadata={
             "held_invoices": len(held),
             "failed_rules": dg.MetadataValue.json(failed_rules),
+            "suites_unchanged_since": dg.MetadataValue.json(validated_earlier),
             "holds": dg.MetadataValue.md(
                 "| invoice id | reasons |\n|---|---|\n" + "\n".join(rows[:100])
             ),

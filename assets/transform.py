@@ -2,7 +2,8 @@
 
 Each dbt model is an asset keyed by its warehouse relation ([schema, model]) and grouped by
 its layer; dbt tests become asset checks, including source tests, which land on the raw
-assets of the ingest layer. One `dbt build` runs per materialization.
+assets of the ingest layer. One `dbt build` runs per materialization, of the models
+downstream of the sources that changed since the last good build (`assets.dbt_changes`).
 """
 
 
@@ -23,16 +24,18 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from assets import dbt_changes
 from assets.ingest import raw_asset_key
 from orchestration.dbt_project import q2c_dbt_project
 from orchestration.resources import Q2CSettings, apply_dbt_environment, dbt_source_vars
+from q2c.dbt_changes import SKIP
 from q2c.warehouse import OPS_SCHEMA, connect
 
 _LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
 
 # q2c's own records that dbt reads after delivery, keyed like the tables the delivery
 # assets export them to (`q2c_ops.<table>`).
-OPS_SOURCES = {"q2c_delivery", "q2c_review"}
+OPS_SOURCES = {"q2c_delivery", "q2c_review", "q2c_collections"}
 # The delivery marts and their reporting views are built after the outbox has run.
 DELIVERY_MARTS = "path:models/marts/delivery path:models/reporting/delivery"
 DBT_RUNS_KEPT = 10
@@ -135,20 +138,14 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CS
     settings = q2c.load()
     apply_dbt_environment(settings)
     dbt_vars = {"as_of_date": settings.run_date.isoformat(), **dbt_source_vars(settings)}
-    target_path = settings.home / "dbt_runs" / f"{context.run_id}-{label}"
-    dbt_output = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(dbt_output):
-            invocation = dbt.cli(
-                ["build", "--vars", json.dumps(dbt_vars)], context=context,
-                target_path=target_path,
-            )
-            events = list(invocation.stream())
-    finally:
-        log_path = _keep_dbt_log(dbt_output.getvalue(), settings.home, f"{context.run_id}-{label}")
-        _prune_old_runs(target_path.parent, keep=DBT_RUNS_KEPT)
-        context.log.info("dbt %s: %s; full dbt log in %s", label, _dbt_totals(dbt_output),
-                         log_path)
+    plan = dbt_changes.plan_for(context, dbt, settings, label, dbt_vars)
+    if plan is not None:
+        context.log.info("dbt %s: %s build, %s", label, plan.action, plan.reason)
+    events = [] if plan and plan.action == SKIP else _run_dbt(
+        context, dbt, settings, label, ["--vars", json.dumps(dbt_vars),
+                                        *dbt_changes.selection_args(plan)])
+    dbt_changes.record(settings, label, plan, context.run_id)
+    yield from dbt_changes.kept_outputs(context, plan)
 
     for event in events:
         key = getattr(event, "asset_key", None)
@@ -159,3 +156,18 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CS
                 {**event.metadata, **_preview(".".join(key.path), settings.warehouse_path)}
             )
         yield event
+
+
+def _run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, label: str,
+             args: list[str]) -> list:
+    target_path = settings.home / "dbt_runs" / f"{context.run_id}-{label}"
+    dbt_output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(dbt_output):
+            invocation = dbt.cli(["build", *args], context=context, target_path=target_path)
+            return list(invocation.stream())
+    finally:
+        log_path = _keep_dbt_log(dbt_output.getvalue(), settings.home, f"{context.run_id}-{label}")
+        _prune_old_runs(target_path.parent, keep=DBT_RUNS_KEPT)
+        context.log.info("dbt %s: %s; full dbt log in %s", label, _dbt_totals(dbt_output),
+                         log_path)

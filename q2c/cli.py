@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from q2c.collections.cli import add_parser as add_collections_parser
 from q2c.settings import PROJECT_ROOT, load_settings
 
 
@@ -562,6 +563,8 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
     from q2c.warehouse import WarehouseBusyError
     from q2c.warehouse_postgres import PostgresTarget, PostgresWarehouseError
 
+    if args.warehouse_command == "load-spark":
+        return _load_spark()
     try:
         target = PostgresTarget.from_env()
         if args.warehouse_command == "push-postgres":
@@ -593,6 +596,30 @@ def _push_postgres(target) -> int:
     for table in copied:
         print(f"  {table.relation:<40} {table.rows:>9} rows  {table.action}")
     print("Next: dbt build --target postgres --project-dir dbt_project "
+          "--profiles-dir dbt_project")
+    return 0
+
+
+def _load_spark() -> int:
+    """Copy the raw layer into the Spark metastore of dbt's `spark` target."""
+    from q2c.warehouse import WarehouseBusyError
+    from q2c.warehouse_spark import SparkWarehouseError, load_into_spark, spark_home, spark_session
+
+    settings = load_settings()
+    if not settings.warehouse_path.is_file():
+        print(f"q2c warehouse: no DuckDB warehouse at {settings.warehouse_path}: run "
+              "`q2c run` first, or point Q2C_WAREHOUSE at one", file=sys.stderr)
+        return 1
+    try:
+        home = spark_home(q2c_home=settings.home)
+        loaded = load_into_spark(settings.warehouse_path, spark_session(home))
+    except (SparkWarehouseError, WarehouseBusyError) as exc:
+        print(f"q2c warehouse: {exc}", file=sys.stderr)
+        return 1
+    print(f"Loaded {len(loaded)} tables from {settings.warehouse_path} into Spark at {home}:")
+    for table in loaded:
+        print(f"  {table.relation:<40} {table.rows:>9} rows")
+    print(f"Next: Q2C_SPARK_HOME={home} dbt build --target spark --project-dir dbt_project "
           "--profiles-dir dbt_project")
     return 0
 
@@ -631,12 +658,17 @@ def _grant_bi_role(target, role: str, password_env: str | None,
 
 def _add_warehouse_parser(commands: argparse._SubParsersAction) -> None:
     warehouse = commands.add_parser(
-        "warehouse", help="Postgres warehouse: copy the raw layer, create the BI role "
-                          "(connection from Q2C_PG_HOST/PORT/USER/PASSWORD/DBNAME)")
+        "warehouse", help="Postgres or Spark warehouse: copy the raw layer, create the BI "
+                          "role (Postgres connection from Q2C_PG_HOST/PORT/USER/PASSWORD/"
+                          "DBNAME)")
     actions = warehouse.add_subparsers(dest="warehouse_command", required=True)
     actions.add_parser(
         "push-postgres", help="copy the raw_<source> schemas and the q2c_ops tables dbt "
                               "reads from the DuckDB warehouse into Postgres")
+    actions.add_parser(
+        "load-spark", help="copy the same tables into the Spark metastore of dbt's spark "
+                           "target (under Q2C_SPARK_HOME, else $Q2C_HOME/spark; needs "
+                           "the [spark] extra and Java 17)")
     grant = actions.add_parser(
         "grant-bi-role", help="create or update a read-only role that sees only the "
                               "reporting schema")
@@ -758,6 +790,80 @@ def _add_cms_parser(commands) -> None:
     cms.set_defaults(func=_cmd_cms)
 
 
+def _cmd_webhooks(args: argparse.Namespace) -> int:
+    """Take Stripe webhook events over HTTP, or land the objects they brought."""
+    settings = load_settings()
+    if args.webhooks_command == "land":
+        from q2c.payments.stripe_landing import land_webhook_objects
+
+        report = land_webhook_objects(settings.ops_store, settings.landing_dir)
+        if not report.offered:
+            print(f"No Stripe object has come by webhook yet (ops store {settings.ops_store}).")
+            return 0
+        for table, rows in report.offered.items():
+            print(f"{table}: {rows} webhook rows offered; {report.folder / table}.csv now "
+                  f"holds {report.files[table]} rows")
+        return 0
+
+    from q2c.payments.stripe_signature import SecretsMissing, secrets_from_env
+    from q2c.payments.stripe_webhooks import PATH, make_webhook_server
+
+    try:
+        secrets = secrets_from_env()
+    except SecretsMissing as exc:
+        print(f"q2c webhooks serve: {exc}", file=sys.stderr)
+        return 2
+    tolerance = args.tolerance or settings.stripe_webhook_tolerance
+    try:
+        server = make_webhook_server(settings.ops_store, secrets, args.host, args.port,
+                                     tolerance)
+    except OSError as exc:
+        print(f"q2c webhooks serve: cannot listen on {args.host}:{args.port} ({exc}); "
+              "choose another --port or stop what holds it", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+    print(f"Taking Stripe events on http://{host}:{port}{PATH} into {settings.ops_store} "
+          f"({len(secrets)} signing secret(s), tolerance {tolerance} s; Ctrl-C stops)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _positive_seconds(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number of seconds above 0")
+    return int(text)
+
+
+def _add_webhooks_parser(commands) -> None:
+    webhooks = commands.add_parser(
+        "webhooks", help="payment events from Stripe: the endpoint, and landing what came",
+        description="Stripe events are verified with the signing secret(s) in "
+                    "Q2C_STRIPE_WEBHOOK_SECRETS and kept in the ops store; the Stripe load "
+                    "(and `land`) writes the objects they carried into the landing folder "
+                    "beside the pulled ones. See docs/payments.md.",
+    )
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = actions.add_parser(
+        "serve", help="the HTTP endpoint Stripe posts events to (POST /stripe)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default loopback: in production the "
+                            "reverse proxy forwards the public endpoint URL here)")
+    serve.add_argument("--port", type=int, default=8770, help="port (default 8770; 0: any)")
+    serve.add_argument("--tolerance", type=_positive_seconds, metavar="SECONDS",
+                       help="how far a signature's timestamp may be from now (default "
+                            "Q2C_STRIPE_WEBHOOK_TOLERANCE, 300)")
+    actions.add_parser(
+        "land", help="write the objects events brought into the Stripe landing files now "
+                     "(the Stripe load does this before each load)")
+    webhooks.set_defaults(func=_cmd_webhooks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="q2c", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -790,6 +896,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_warehouse_parser(commands)
     _add_pull_parser(commands)
     _add_cms_parser(commands)
+    _add_webhooks_parser(commands)
+    add_collections_parser(commands)
     return parser
 
 

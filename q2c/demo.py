@@ -71,6 +71,8 @@ BAD_INVOICE_KINDS = (
 BAD_ROW_KINDS = BAD_INVOICE_KINDS + (ORPHAN_PAYMENT_LINE, ODD_TIMESTAMP, MISSING_AMOUNT)
 
 HOME_CURRENCY = "EUR"
+# Product lines per invoice (before subtotal and discount lines), drawn evenly in this range.
+DEFAULT_LINES_PER_INVOICE = (1, 5)
 SELLER_DOMAIN = "northwind.example"
 
 # --------------------------------------------------------------------------------------------
@@ -299,6 +301,8 @@ PRODUCTS = (
     Product("SSO", "Single sign-on add-on", "Subscriptions", Decimal("150"), "months"),
 )
 TIER_BY_SEGMENT = {"smb": "PLAT-STD", "mid_market": "PLAT-PRO", "enterprise": "PLAT-ENT"}
+# An invoice lists each product once: its segment's platform tier and distinct extras.
+MAX_LINES_PER_INVOICE = len(PRODUCTS) - len(TIER_BY_SEGMENT) + 1
 RETIRED_PRODUCT = Product("LEG-RPT", "Legacy reporting add-on", "Subscriptions",
                           Decimal("99"), "months")
 
@@ -657,8 +661,10 @@ def _month_rate(currency: str, day: dt.date) -> Decimal:
 class _Generator:
     """Plans companies, deals, invoices and cash, then turns them into Fivetran-shaped rows."""
 
-    def __init__(self, seed: int, accounts: int, as_of: dt.date) -> None:
+    def __init__(self, seed: int, accounts: int, as_of: dt.date,
+                 lines_per_invoice: tuple[int, int] = DEFAULT_LINES_PER_INVOICE) -> None:
         self.rng = random.Random(seed)
+        self.lines_per_invoice = lines_per_invoice
         self.seed = seed
         self.accounts = accounts
         self.as_of = as_of
@@ -906,7 +912,7 @@ class _Generator:
 
     def _plan_invoice(self, company: _Company, issue: dt.date) -> _Invoice:
         rng = self.rng
-        lines = self._plan_lines(company, issue, rng.randint(1, 5))
+        lines = self._plan_lines(company, issue, rng.randint(*self.lines_per_invoice))
         subtotal = sum((line.amount for line in lines), Decimal(0))
         discount, percent = Decimal(0), None
         if rng.random() < 0.18:
@@ -1610,7 +1616,9 @@ def _write_table(path: Path, table: RawTable, rows: list[dict[str, str]]) -> Non
 
 def generate(out_dir: Path, seed: int, accounts: int, as_of: dt.date,
              attachments_dir: Path | None = None,
-             seller_name: str | None = None) -> GenerationSummary:
+             seller_name: str | None = None,
+             lines_per_invoice: tuple[int, int] = DEFAULT_LINES_PER_INVOICE,
+             ) -> GenerationSummary:
     """Write a deterministic Salesforce + QuickBooks landing folder under `out_dir`.
 
     Args:
@@ -1623,13 +1631,22 @@ def generate(out_dir: Path, seed: int, accounts: int, as_of: dt.date,
             the customers' contracts, statements of work and proofs of delivery as PDFs
             (`q2c.demo_documents`); the CSVs are the same with or without it.
         seller_name: the seller those documents name (default: the demo seller).
+        lines_per_invoice: the fewest and most product lines of an invoice, drawn evenly
+            (default 1 to 5; a subtotal or discount line may come on top). Benchmarks raise
+            it to land more lines per invoice; the default keeps seeded demos as they were.
 
     Returns:
         What was written, with row counts, invoice states and every deliberately bad row.
     """
     if accounts < 1:
         raise ValueError(f"accounts must be at least 1, got {accounts}")
-    generator = _Generator(seed, accounts, as_of)
+    low, high = lines_per_invoice
+    if not 1 <= low <= high <= MAX_LINES_PER_INVOICE:
+        raise ValueError(
+            f"lines_per_invoice must be (low, high) with 1 <= low <= high <= "
+            f"{MAX_LINES_PER_INVOICE} (one line per distinct product), got {lines_per_invoice}"
+        )
+    generator = _Generator(seed, accounts, as_of, lines_per_invoice)
     generator.plan_companies()
     generator.plan_deals()
     generator.plan_bad_invoices()

@@ -7,6 +7,7 @@ that run did, not what earlier runs left behind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -201,3 +202,71 @@ def write_summary(text: str, home: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """The numbers of one run: what came in, what was held or failed, what went out."""
+
+    tables_loaded: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    quality_rules_failed: int
+    invoices_held: int
+    documents_rendered: int
+    einvoices_built: int
+    deliveries_sent: int
+    failed_over: int
+    dead_letters: int
+    waiting_for_review: int
+
+
+def run_counts(conn: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> RunCounts:
+    """Count what one run did, from the same records `build_summary` reads."""
+    ingest = _rows(
+        conn,
+        f"select count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), "
+        f"coalesce(sum(rows_quarantined), 0) from {OPS_SCHEMA}.ingest_report where run_id = ?",
+        [run_id],
+    ) or [(0, 0, 0, 0)]
+    tables, read, loaded, quarantined = (int(value) for value in ingest[0])
+
+    def count(sql: str) -> int:
+        rows = _rows(conn, sql, [run_id])
+        return int(rows[0][0]) if rows else 0
+
+    events = _ops_count(settings, "select event, count(*) from delivery_events "
+                                  "where run_id = ? group by event", [run_id])
+    pending = _ops_count(settings, "select 'pending', count(*) from review_queue "
+                                   "where status = 'pending'", [])
+    return RunCounts(
+        tables_loaded=tables, rows_read=read, rows_loaded=loaded, rows_quarantined=quarantined,
+        quality_rules_failed=count(f"select count(*) from {OPS_SCHEMA}.quality_results "
+                                   "where run_id = ? and not success"),
+        invoices_held=count(f"select count(distinct invoice_id) from {OPS_SCHEMA}.invoice_holds "
+                            "where run_id = ?"),
+        documents_rendered=count(f"select count(*) from {OPS_SCHEMA}.document_manifest "
+                                 "where run_id = ?"),
+        einvoices_built=count(f"select count(*) from {OPS_SCHEMA}.einvoice_manifest "
+                              "where run_id = ?"),
+        deliveries_sent=events.get("sent", 0),
+        failed_over=events.get("failed_over", 0),
+        dead_letters=events.get("dead_letter", 0),
+        waiting_for_review=pending.get("pending", 0),
+    )
+
+
+def _ops_count(settings: Settings, sql: str, params: list) -> dict[str, int]:
+    """`{label: count}` from the operational store; empty before anything was queued."""
+    import sqlite3
+
+    if not settings.ops_store.is_file():
+        return {}
+    store = sqlite3.connect(f"file:{settings.ops_store}?mode=ro", uri=True)
+    try:
+        return {str(label): int(n) for label, n in store.execute(sql, params).fetchall()}
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        store.close()

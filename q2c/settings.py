@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from q2c.content.cms import CMS_SOURCES
+from q2c.freshness import FreshnessSettings, parse_freshness
 from q2c.sources.schema import DEFAULT_SOURCES, SOURCES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,17 @@ class Settings:
     sources: tuple[str, ...] = DEFAULT_SOURCES
     cms_sources: tuple[str, ...] = ()
     pull_sources: tuple[str, ...] = ()
+    dunning_policy_file: Path | None = None
+    dunning_enabled: bool = False
+    stripe_webhook_tolerance: int = 300
     seller: Seller = field(default_factory=Seller)
+    alert_emails: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str | None = None
+    dagster_url: str = "http://127.0.0.1:3000"
+    freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
+    finance_emails: tuple[str, ...] = ()
+    nightly_at: dt.time = dt.time(2, 0)
 
     @property
     def first_delivery_start(self) -> dt.date:
@@ -130,11 +141,20 @@ class Settings:
 
     @property
     def run_date(self) -> dt.date:
-        """The business date of the run: `as_of` when pinned, else today in UTC."""
-        return self.as_of or dt.datetime.now(dt.UTC).date()
+        """The business date of the run: `as_of` when pinned, else today in the seller's
+        time zone (due dates are days there: an invoice due today is not overdue)."""
+        return self.as_of or business_date(dt.datetime.now(dt.UTC), self.seller.timezone)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+
+def business_date(moment: dt.datetime, timezone: str) -> dt.date:
+    """The day `moment` (timezone-aware) falls on in `timezone`, e.g. the seller's.
+
+    At 23:30 UTC on 14 March it is already 15 March in Berlin: that is the business day.
+    """
+    return moment.astimezone(ZoneInfo(timezone)).date()
 
 
 def _sources(value: object) -> tuple[str, ...]:
@@ -305,6 +325,20 @@ def _optional_date(value: object) -> dt.date | None:
         ) from exc
 
 
+def _webhook_tolerance(value: object) -> int:
+    """Seconds a webhook signature's timestamp may be from now (Stripe's libraries: 300)."""
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ConfigError(
+            f"stripe_webhook_tolerance (Q2C_STRIPE_WEBHOOK_TOLERANCE) is {value!r}; give a "
+            "whole number of seconds above 0 (Stripe's own libraries use 300)"
+        )
+    return seconds
+
+
 def _optional_text(value: object) -> str | None:
     return str(value) if value not in (None, "") else None
 
@@ -317,6 +351,54 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message names the file, the key and the fix."""
 
 
+def _alert_emails(value: object) -> tuple[str, ...]:
+    """Who hears of a failed run: a list in q2c.yaml or a comma-separated Q2C_ALERT_EMAIL."""
+    if value is None or value == "":
+        return ()
+    names = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(n).strip() for n in names if str(n).strip()))
+
+
+def _freshness(value: object) -> FreshnessSettings:
+    try:
+        return parse_freshness(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _finance_emails(value: object) -> tuple[str, ...]:
+    """Where the reconciliation summary goes: a list in q2c.yaml or a comma-separated
+    `Q2C_FINANCE_EMAIL`; every entry must be one bare address."""
+    if value is None or value == "":
+        return ()
+    names = value.split(",") if isinstance(value, str) else list(value)
+    chosen = tuple(dict.fromkeys(str(n).strip() for n in names if str(n).strip()))
+    wrong = [n for n in chosen if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[A-Za-z]{2,}", n)]
+    if wrong:
+        raise ConfigError(
+            f"finance_email (Q2C_FINANCE_EMAIL): {', '.join(map(repr, wrong))} is not an email "
+            "address; give bare addresses such as finance@example.com, comma-separated"
+        )
+    return chosen
+
+
+def _nightly_at(value: object) -> dt.time:
+    """The time of day the nightly job starts, in the seller's time zone (`HH:MM`).
+
+    YAML 1.1 reads an unquoted `02:00` as the base-60 number 120; that is taken as 02:00.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value // 60}:{value % 60:02d}"
+    text = str(value).strip()
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+    if match is None:
+        raise ConfigError(
+            f"nightly_at (Q2C_NIGHTLY_AT) is {value!r}; give a time of day as HH:MM in the "
+            "seller's time zone, e.g. 02:00"
+        )
+    return dt.time(int(match.group(1)), int(match.group(2)))
+
+
 CONFIG_KEYS = frozenset("""
     home landing_dir warehouse_path documents_dir outbox_dir dagster_home as_of
     mail_channel mail_from smtp_host smtp_port smtp_user smtp_password smtp_starttls
@@ -325,6 +407,10 @@ CONFIG_KEYS = frozenset("""
     bounce_maildir deliver_from delivery_lookback_days delivery_policy review_policy seller
     attachments attachment_rules
     x12_partners edi_inbound sftp_key_file sftp_known_hosts sources cms_sources pull_sources
+    dunning_policy dunning_enabled
+    stripe_webhook_tolerance
+    alert_email alert_webhook_url alert_webhook_secret dagster_url freshness
+    finance_email nightly_at
 """.split())
 
 
@@ -427,6 +513,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
         sources=sources,
         pull_sources=_pull_sources(_env("Q2C_PULL_SOURCES", config, "pull_sources", None),
                                    sources),
+        stripe_webhook_tolerance=_webhook_tolerance(_env(
+            "Q2C_STRIPE_WEBHOOK_TOLERANCE", config, "stripe_webhook_tolerance", 300)),
         cms_sources=_cms_sources(_env("Q2C_CMS_SOURCES", config, "cms_sources", None)),
         attachments_location=_optional_text(
             _env("Q2C_ATTACHMENTS", config, "attachments", None)
@@ -435,4 +523,19 @@ def load_settings(config_file: Path | None = None) -> Settings:
             _env("Q2C_ATTACHMENT_RULES", config, "attachment_rules", None)
         ),
         seller=_seller(seller_config, config_path),
+        dunning_policy_file=_optional_path(
+            _env("Q2C_DUNNING_POLICY", config, "dunning_policy", None)
+        ),
+        dunning_enabled=_as_bool(_env("Q2C_DUNNING_ENABLED", config, "dunning_enabled", False)),
+        alert_emails=_alert_emails(_env("Q2C_ALERT_EMAIL", config, "alert_email", None)),
+        alert_webhook_url=_optional_text(
+            _env("Q2C_ALERT_WEBHOOK_URL", config, "alert_webhook_url", None)
+        ),
+        alert_webhook_secret=_optional_text(
+            _env("Q2C_ALERT_WEBHOOK_SECRET", config, "alert_webhook_secret", None)
+        ),
+        dagster_url=str(_env("Q2C_DAGSTER_URL", config, "dagster_url", Settings.dagster_url)),
+        freshness=_freshness(_env("Q2C_FRESHNESS", config, "freshness", None)),
+        finance_emails=_finance_emails(_env("Q2C_FINANCE_EMAIL", config, "finance_email", None)),
+        nightly_at=_nightly_at(_env("Q2C_NIGHTLY_AT", config, "nightly_at", "02:00")),
     )

@@ -46,7 +46,10 @@ PINNED_UNIT_TESTS = {
         "unbilled_won_quotes_older_than_30_days",
         "unbilled_won_quotes_follow_var_unbilled_after_days",
     },
-    "kpi_collections_worklist": {"collections_worklist_open_items_owner_and_cases_per_account"},
+    "kpi_collections_worklist": {
+        "collections_worklist_open_items_owner_and_cases_per_account",
+        "collections_worklist_ranked_by_risk_history_promises_dunning",
+    },
     "kpi_approval_sla": {"approval_sla_counts_late_approvals_and_overdue_pending"},
     "kpi_on_time_delivery": {"on_time_counts_first_lasting_send_against_issue_date_plus_n"},
 }

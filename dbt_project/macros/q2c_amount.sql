@@ -54,6 +54,15 @@
     end
 {%- endmacro %}
 
+{#- Spark's try_cast refuses '30.0' as an integer: the whole part is cast. -#}
+{% macro spark__q2c_int(expr) -%}
+    {%- set whole_number -%} [+-]?\d+(\.0*)? {%- endset -%}
+    case
+        when {{ q2c_regex_full_match('trim(' ~ expr ~ ')', whole_number) }}
+            then try_cast({{ q2c_regex_extract('trim(' ~ expr ~ ')', '^([+-]?\\d+)') }} as integer)
+    end
+{%- endmacro %}
+
 {% macro postgres__q2c_int(expr) -%}
     case
         when trim({{ expr }}) ~ '^[+-]?\d+(\.0*)?$'
@@ -62,4 +71,22 @@
                     then cast(cast(trim({{ expr }}) as numeric) as integer)
             end
     end
+{%- endmacro %}
+
+{#- numerator / denominator as a decimal quotient with digits to spare, for a ratio the
+    model then casts (rounds once) to its column's type. Integers never divide as integers.
+    A zero denominator is for the caller to turn into null (nullif). -#}
+{% macro q2c_ratio(numerator, denominator) -%}
+    {{ return(adapter.dispatch('q2c_ratio', 'q2c')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__q2c_ratio(numerator, denominator) -%}
+    (1.0 * ({{ numerator }}) / ({{ denominator }}))
+{%- endmacro %}
+
+{#- Spark keeps only 6 decimals of a quotient of wide decimals, and the cast then rounds a
+    second time (55.38274997 to 55.382750 to 55.3828); operands with 20 integer digits and
+    8 decimals leave it 10. -#}
+{% macro spark__q2c_ratio(numerator, denominator) -%}
+    (cast({{ numerator }} as decimal(28, 8)) / cast({{ denominator }} as decimal(28, 8)))
 {%- endmacro %}

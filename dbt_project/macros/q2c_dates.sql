@@ -43,6 +43,15 @@
     ) as spine (month_ts)
 {%- endmacro %}
 
+{#- Spark has no generate_series; sequence() steps through dates by a month. -#}
+{% macro spark__q2c_month_spine(start_date, end_date) -%}
+    select explode(sequence(
+        cast({{ dbt.date_trunc('month', start_date) }} as date),
+        cast({{ dbt.date_trunc('month', end_date) }} as date),
+        interval 1 month
+    )) as month_start
+{%- endmacro %}
+
 
 {#- A date `days` days after `date_expr`, as a date on every warehouse (adding an interval
     gives a timestamp on DuckDB and Postgres). -#}

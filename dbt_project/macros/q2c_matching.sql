@@ -1,5 +1,6 @@
 {#- Helpers for matching CRM accounts to ERP customers (int_accounts_crosswalk). Each one
-    dispatches, so a warehouse whose regexp_replace differs can bring its own. -#}
+    dispatches, so a warehouse can bring its own; the regular expressions go through
+    q2c_regex_replace, which speaks each warehouse's dialect. -#}
 
 {#- A company name for matching: lower case, ASCII punctuation and white space to single
     spaces, trailing legal forms (Inc, LLC, Ltd, GmbH, SA, AG, BV, ...) removed, so
@@ -10,13 +11,14 @@
 {%- endmacro %}
 
 {% macro default__q2c_normalize_name(expr) -%}
+    {%- set spaced = q2c_regex_replace(
+        'lower(' ~ expr ~ ')', q2c_ascii_punct_space() ~ '+', ' ') -%}
     nullif(
-        trim(regexp_replace(
-            trim(regexp_replace(lower({{ expr }}), '{{ q2c_ascii_punct_space() }}+', ' ', 'g')),
-            '( ({{ q2c_legal_forms() | join("|") }}))+$',
-            '',
-            'g'
-        )),
+        trim({{ q2c_regex_replace(
+            'trim(' ~ spaced ~ ')',
+            '( (' ~ q2c_legal_forms() | join('|') ~ '))+$',
+            ''
+        ) }}),
         ''
     )
 {%- endmacro %}
@@ -36,16 +38,10 @@
 {%- endmacro %}
 
 {% macro default__q2c_web_domain(expr) -%}
-    nullif(
-        regexp_replace(
-            regexp_replace(
-                regexp_replace(lower(trim({{ expr }})), '^[a-z][a-z0-9+.-]*://', ''),
-                '^www\.', ''
-            ),
-            '[/:?#].*$', ''
-        ),
-        ''
-    )
+    {%- set without_scheme = q2c_regex_replace(
+        'lower(trim(' ~ expr ~ '))', '^[a-z][a-z0-9+.-]*://', '') -%}
+    {%- set without_www = q2c_regex_replace(without_scheme, '^www\\.', '') -%}
+    nullif({{ q2c_regex_replace(without_www, '[/:?#].*$', '') }}, '')
 {%- endmacro %}
 
 {#- The domain of an e-mail address: 'billing@acme.de' -> 'acme.de'. -#}
@@ -56,7 +52,7 @@
 {% macro default__q2c_email_domain(expr) -%}
     case
         when {{ expr }} like '%@%'
-            then nullif(regexp_replace(lower(trim({{ expr }})), '^.*@', ''), '')
+            then nullif({{ q2c_regex_replace('lower(trim(' ~ expr ~ '))', '^.*@', '') }}, '')
     end
 {%- endmacro %}
 
@@ -66,5 +62,5 @@
 {%- endmacro %}
 
 {% macro default__q2c_normalize_tax_id(expr) -%}
-    nullif(regexp_replace(upper(trim({{ expr }})), '[^A-Z0-9]', '', 'g'), '')
+    nullif({{ q2c_regex_replace('upper(trim(' ~ expr ~ '))', '[^A-Z0-9]', '') }}, '')
 {%- endmacro %}

@@ -35,6 +35,45 @@
     end
 {%- endmacro %}
 
+{#- Spark: the day is checked by try_cast, the time of day and the offset are added as
+    intervals (the pattern already bounds hours, minutes and seconds). -#}
+{% macro spark__q2c_parse_timestamp(expr) -%}
+    {%- set text = 'trim(' ~ expr ~ ')' -%}
+    {%- set pattern = q2c_timestamp_pattern() -%}
+    {%- set part = [] -%}
+    {%- for group in range(12) -%}
+        {%- do part.append(
+            'nullif(regexp_extract(' ~ text ~ ', ' ~ q2c_spark_string(pattern) ~ ', '
+            ~ group ~ "), '')"
+        ) -%}
+    {%- endfor -%}
+    case
+        when {{ q2c_regex_matches(text, pattern) }}
+            then cast(
+                try_cast(concat({{ part[1] }}, '-', {{ part[2] }}, '-', {{ part[3] }}) as date)
+                as timestamp
+            )
+            + make_interval(
+                0, 0, 0, 0, coalesce(cast({{ part[4] }} as integer), 0),
+                coalesce(cast({{ part[5] }} as integer), 0),
+                cast(
+                    concat(coalesce({{ part[6] }}, '0'), '.',
+                           substr(concat(coalesce({{ part[7] }}, ''), '000000'), 1, 6))
+                    as decimal(8, 6)
+                )
+            )
+            - case
+                when {{ part[9] }} is not null
+                    then make_interval(
+                        0, 0, 0, 0, cast(concat({{ part[9] }}, {{ part[10] }}) as integer),
+                        cast(concat({{ part[9] }}, coalesce({{ part[11] }}, '0')) as integer),
+                        0
+                    )
+                else make_interval(0, 0, 0, 0, 0, 0, 0)
+            end
+    end
+{%- endmacro %}
+
 {#- Postgres has no try_cast: the parts are taken apart once (a scalar subquery), each is
     range-checked, and the timestamp is built from them. -#}
 {% macro postgres__q2c_parse_timestamp(expr) -%}
@@ -89,6 +128,10 @@
 
 {% macro default__q2c_parse_date(expr) -%}
     try_cast(regexp_extract(trim({{ expr }}), '^(\d{4}-\d{1,2}-\d{1,2})', 1) as date)
+{%- endmacro %}
+
+{% macro spark__q2c_parse_date(expr) -%}
+    try_cast({{ q2c_regex_extract('trim(' ~ expr ~ ')', '^(\\d{4}-\\d{1,2}-\\d{1,2})') }} as date)
 {%- endmacro %}
 
 {% macro postgres__q2c_parse_date(expr) -%}

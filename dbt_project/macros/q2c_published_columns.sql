@@ -22,8 +22,45 @@
                 model.name ~ "." ~ column.name ~ " has no data_type in the yml"
             ) }}
         {%- endif %}
-        cast({{ adapter.quote(column.name) }} as {{ column.data_type }}) as {{
+        cast({{ adapter.quote(column.name) }} as {{ q2c_column_type(column.data_type) }}) as {{
             adapter.quote(column.name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from {{ relation }}
+{%- endmacro %}
+
+
+{#- A column type as the yml declares it (Postgres' names: text, numeric), in the
+    warehouse's own words. -#}
+{% macro q2c_column_type(data_type) -%}
+    {{ return(adapter.dispatch('q2c_column_type', 'q2c')(data_type)) }}
+{%- endmacro %}
+
+{% macro default__q2c_column_type(data_type) -%}
+    {{ return(data_type) }}
+{%- endmacro %}
+
+{#- Spark has no text and wants a length on varchar: both are its string. -#}
+{% macro spark__q2c_column_type(data_type) -%}
+    {%- set name = data_type | trim | lower -%}
+    {%- if name in ('text', 'varchar', 'character varying') -%}
+        {{ return(dbt.type_string()) }}
+    {%- elif name.startswith('numeric(') -%}
+        {{ return('decimal' ~ name[7:]) }}
+    {%- endif -%}
+    {{ return(data_type) }}
+{%- endmacro %}
+
+{#- dbt checks an enforced contract on Spark by casting null to each declared type; the
+    declared types are translated first, as the reporting views translate them. -#}
+{% macro spark__get_empty_schema_sql(columns) -%}
+    {%- set translated = {} -%}
+    {%- for name in columns -%}
+        {%- set column = columns[name] -%}
+        {%- set copy = {'name': column['name'], 'quote': column.get('quote')} -%}
+        {%- if column['data_type'] -%}
+            {%- do copy.update({'data_type': q2c_column_type(column['data_type'])}) -%}
+        {%- endif -%}
+        {%- do translated.update({name: copy}) -%}
+    {%- endfor -%}
+    {{ return(dbt.default__get_empty_schema_sql(translated)) }}
 {%- endmacro %}

@@ -25,6 +25,9 @@ How a run works (`Outbox.process`):
 - A `hold` callback, asked just before each send, can keep a claimed row back (say, an
   invoice a reviewer reopened after it was queued): the row returns to `queued` without
   an attempt counted, and the audit trail records `held` with the reason.
+- `pace` (`SendPace`) spaces the sends of a run out, so a backlog or a backfill does not
+  flood a mail relay; `invoice_ids` keeps a run to some invoices (a backfill of some issue
+  dates delivers only those days).
 - `cancel` ends a row that was never sent for good (`cancelled`, say for a rejected
   invoice); no run claims it again.
 - A row still `claimed` after its lease expired belongs to a run that died between handing
@@ -53,7 +56,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -230,6 +233,41 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
+
+
+class SendPace:
+    """At most `per_second` hand-overs per second in one run, for a relay that limits senders.
+
+    A backlog or a backfill of many days would otherwise hand the mail relay (or SES) as
+    many messages as it takes, and a relay that throttles senders answers with deferrals
+    that cost the run a backoff each. The first send goes at once; each next one waits
+    until 1 / `per_second` seconds after the one before.
+
+    Args:
+        per_second: Sends per second, above zero.
+        clock: Monotonic seconds; tests pass their own.
+        sleep: Waits; tests pass a recorder.
+
+    Raises:
+        ValueError: `per_second` is not above zero.
+    """
+
+    def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not per_second > 0:
+            raise ValueError(f"sends per second must be above zero, got {per_second}: leave "
+                             "the pace out to send without a limit")
+        self.interval = 1.0 / per_second
+        self._clock, self._sleep = clock, sleep
+        self._next_at: float | None = None
+
+    def wait(self) -> None:
+        """Return when the next send may go, and count it."""
+        now = self._clock()
+        if self._next_at is not None and now < self._next_at:
+            self._sleep(self._next_at - now)
+            now = self._next_at
+        self._next_at = now + self.interval
 
 
 @dataclass
@@ -465,6 +503,8 @@ class Outbox:
         retry: RetryPolicy | None = None,
         limit: int | None = None,
         hold: Callable[[str], str | None] | None = None,
+        invoice_ids: Collection[str] | None = None,
+        pace: SendPace | None = None,
     ) -> OutboxReport:
         """Deliver due rows until none is left (or `limit` rows were claimed).
 
@@ -479,42 +519,50 @@ class Outbox:
                 counted, lease released, not claimed again in this run) and the audit
                 trail records `held` with the reason. None lets the send go ahead. A hold
                 that raises keeps the row back too: when in doubt, nothing goes out.
+            invoice_ids: Claim only rows of these invoices (a backfill of some issue dates
+                delivers those days); None claims every due row.
+            pace: Spaces the sends out (`SendPace`); None sends as fast as the channels
+                take them.
         """
         retry = retry or RetryPolicy()
+        only = None if invoice_ids is None else json.dumps(sorted(set(invoice_ids)))
         worker = f"{run_id}/{os.getpid()}/{secrets.token_hex(4)}"
         report = OutboxReport(run_id=run_id, worker=worker)
         breaker = _Breaker(retry.trip_after)
         with connect(self.store_path) as conn:
             while limit is None or len(report.outcomes) < limit:
-                claim = self._claim(conn, worker, run_id)
+                claim = self._claim(conn, worker, run_id, only)
                 if claim is None:
                     break
                 outcome = self._deliver(conn, claim, channels, worker, run_id, retry, breaker,
-                                        hold)
+                                        hold, pace)
                 report.outcomes.append(outcome)
             report.chain_head = audit.chain_head(conn)
         logger.info("outbox run %s: %s", run_id, report.counts())
         return report
 
-    def _claim(self, conn: sqlite3.Connection, worker: str, run_id: str) -> _Claim | None:
+    def _claim(self, conn: sqlite3.Connection, worker: str, run_id: str,
+               only: str | None = None) -> _Claim | None:
         """Take the next due row under a lease, or None when nothing is due.
 
         Due: queued or failed_retry whose next attempt time has come, and not already
         handled by this worker (a row deferred in this run waits for the next run); or
-        claimed by someone whose lease has expired (in doubt).
+        claimed by someone whose lease has expired (in doubt). With `only` (a JSON list of
+        invoice ids), rows of other invoices are left to other runs.
         """
         now = self._stamp()
         with transaction(conn):
             row = conn.execute(
                 """
                 select * from outbox
-                where (status in (?, ?) and coalesce(next_attempt_at, '') <= ?
-                       and coalesce(claimed_by, '') <> ?)
-                   or (status = ? and lease_expires_at <= ? and claimed_by <> ?)
+                where ((status in (?, ?) and coalesce(next_attempt_at, '') <= ?
+                        and coalesce(claimed_by, '') <> ?)
+                    or (status = ? and lease_expires_at <= ? and claimed_by <> ?))
+                  and (? is null or invoice_id in (select value from json_each(?)))
                 order by coalesce(next_attempt_at, queued_at), queued_at, document_key
                 limit 1
                 """,
-                (QUEUED, FAILED_RETRY, now, worker, CLAIMED, now, worker),
+                (QUEUED, FAILED_RETRY, now, worker, CLAIMED, now, worker, only, only),
             ).fetchone()
             if row is None:
                 return None
@@ -551,6 +599,7 @@ class Outbox:
         retry: RetryPolicy,
         breaker: _Breaker,
         hold: Callable[[str], str | None] | None,
+        pace: SendPace | None = None,
     ) -> SendOutcome:
         """Walk the plan from the row's current channel until one takes the document."""
         index, channel_attempts, attempts, failovers = (
@@ -560,7 +609,7 @@ class Outbox:
             stored = self._stored(conn, claim.document_key, index)
             result = self._try_channel(
                 conn, claim, stored, channels.get(stored.envelope.channel), worker, run_id,
-                retry, breaker, channel_attempts, hold,
+                retry, breaker, channel_attempts, hold, pace,
             )
             attempts += result.attempts
             outcome = _outcome_factory(claim, stored, attempts, failovers)
@@ -600,6 +649,7 @@ class Outbox:
         breaker: _Breaker,
         channel_attempts: int,
         hold: Callable[[str], str | None] | None,
+        pace: SendPace | None = None,
     ) -> _Result:
         """Send on one channel with in-run retries; say how it ended."""
         envelope = stored.envelope
@@ -627,6 +677,8 @@ class Outbox:
             if reason is not None:
                 return _Result("held", attempts=attempt - 1, unavailable=unavailable,
                                error=reason)
+            if pace is not None:
+                pace.wait()
             if not self._renew_lease(conn, claim.document_key, worker):
                 return _Result("lost", attempts=attempt - 1, unavailable=unavailable, error=(
                     "the lease expired and another run took the row over before sending"

@@ -19,6 +19,7 @@ import csv
 import fcntl
 import json
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterable
@@ -59,12 +60,15 @@ def table_shape(
 class TableBatch:
     """Rows for one table. When `replace_column` is set, the rows whose `replace_column`
     is one of `replace_ids` are removed before these rows are added (children of a parent
-    that was pulled again)."""
+    that was pulled again). With `newest_wins`, a row replaces the one already kept under
+    its key only when its `_fivetran_synced` is not older (states that arrive out of order,
+    such as webhook events, beside pulled rows)."""
 
     table: TableShape
     rows: list[dict[str, str]] = field(default_factory=list)
     replace_column: str | None = None
     replace_ids: list[str] = field(default_factory=list)
+    newest_wins: bool = False
 
 
 SOFT_DELETE_COLUMNS = ("is_deleted", "_fivetran_deleted")
@@ -116,6 +120,7 @@ class LandingWriter:
                 "rows": [{k: _csv_text(v) for k, v in row.items()} for row in batch.rows],
                 "replace_column": batch.replace_column,
                 "replace_ids": list(batch.replace_ids),
+                "newest_wins": batch.newest_wins,
             }
             for batch in batches
         ]
@@ -162,12 +167,31 @@ class LandingWriter:
                 column = batch["replace_column"]
                 keyed = {k: r for k, r in keyed.items() if r.get(column, "") not in gone}
             for row in batch["rows"]:
-                keyed[tuple(row.get(k, "") for k in key)] = row
+                row_key = tuple(row.get(k, "") for k in key)
+                if batch.get("newest_wins") and row_key in keyed and (
+                        _synced_at(row) < _synced_at(keyed[row_key])):
+                    continue
+                keyed[row_key] = row
         columns = list(dict.fromkeys(
             [*declared, *header, *(c for row in keyed.values() for c in row)]
         ))
         write_csv_rows(path, columns, keyed.values())
         return len(keyed)
+
+
+# UTC `YYYY-MM-DD HH:MM:SS[.fff]`, as q2c and Fivetran write it (also `9:17:27`, or a `T`).
+_SYNCED = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d+))?)?)?"
+)
+
+
+def _synced_at(row: dict[str, str]) -> tuple:
+    """When a row's state was read, as a sortable tuple; a row without one is the oldest."""
+    match = _SYNCED.match((row.get("_fivetran_synced") or "").strip())
+    if not match:
+        return ()
+    fraction = float(f"0.{match.group(7)}") if match.group(7) else 0.0
+    return (*(int(part) if part else 0 for part in match.groups()[:6]), fraction)
 
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:

@@ -96,8 +96,7 @@ crm_rows as (
         unmatched_crm.vat_number as tax_id,
         unmatched_crm.web_domain,
         count(crm_look_alikes.candidate_ref) as candidate_count,
-        {{ dbt.listagg('crm_look_alikes.candidate_ref', "', '",
-                       'order by crm_look_alikes.candidate_ref') }} as candidates
+        {{ q2c_sorted_list('crm_look_alikes.candidate_ref', ', ') }} as candidates
 
     from unmatched_crm
 
@@ -119,8 +118,7 @@ erp_rows as (
         unmatched_erp.tax_id,
         unmatched_erp.web_domain,
         count(erp_look_alikes.candidate_ref) as candidate_count,
-        {{ dbt.listagg('erp_look_alikes.candidate_ref', "', '",
-                       'order by erp_look_alikes.candidate_ref') }} as candidates
+        {{ q2c_sorted_list('erp_look_alikes.candidate_ref', ', ') }} as candidates
 
     from unmatched_erp
 

@@ -94,13 +94,14 @@ final as (
         approved_count + pending_past_sla_count as sla_measured_count,
         cast(
             round(
-                1.0 * approved_within_sla_count
-                / nullif(approved_count + pending_past_sla_count, 0),
+                {{ q2c_ratio('approved_within_sla_count',
+                             'nullif(approved_count + pending_past_sla_count, 0)') }},
                 4
             ) as decimal(7, 4)
         ) as share_approved_within_sla,
         cast(
-            approval_seconds / nullif(approved_count * 3600.0, 0) as decimal(12, 2)
+            {{ q2c_ratio('approval_seconds', 'nullif(approved_count * 3600, 0)') }}
+            as decimal(12, 2)
         ) as avg_hours_to_approval
 
     from monthly

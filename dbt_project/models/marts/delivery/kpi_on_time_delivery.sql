@@ -105,8 +105,10 @@ final as (
         sum(case when timeliness = 'pending' then 1 else 0 end) as invoices_pending,
         sum(case when timeliness <> 'pending' then 1 else 0 end) as invoices_measured,
         cast(
-            sum(case when timeliness = 'on_time' then 1 else 0 end) * 1.0
-            / nullif(sum(case when timeliness <> 'pending' then 1 else 0 end), 0)
+            {{ q2c_ratio(
+                "sum(case when timeliness = 'on_time' then 1 else 0 end)",
+                "nullif(sum(case when timeliness <> 'pending' then 1 else 0 end), 0)"
+            ) }}
             as decimal(9, 4)
         ) as on_time_delivery_rate
 

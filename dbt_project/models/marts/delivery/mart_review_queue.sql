@@ -53,11 +53,11 @@ final as (
         sla_due_at,
         as_of_timestamp,
         cast(
-            {{ dbt.datediff('queued_at', 'as_of_timestamp', 'second') }} / 3600.0
+            {{ q2c_ratio(dbt.datediff('queued_at', 'as_of_timestamp', 'second'), 3600) }}
             as decimal(12, 2)
         ) as age_hours,
         cast(
-            {{ dbt.datediff('as_of_timestamp', 'sla_due_at', 'second') }} / 3600.0
+            {{ q2c_ratio(dbt.datediff('as_of_timestamp', 'sla_due_at', 'second'), 3600) }}
             as decimal(12, 2)
         ) as hours_to_sla,
         as_of_timestamp > sla_due_at as is_sla_breached,

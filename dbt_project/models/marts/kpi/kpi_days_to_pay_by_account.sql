@@ -94,10 +94,12 @@ final as (
         cast(monthly.paid_amount as decimal(20, 4)) as paid_amount,
         cast(monthly.amount_weighted_days as decimal(28, 4)) as amount_weighted_days,
         cast(
-            1.0 * monthly.total_days_to_pay / monthly.allocation_count as decimal(12, 4)
+            {{ q2c_ratio('monthly.total_days_to_pay', 'monthly.allocation_count') }}
+            as decimal(12, 4)
         ) as avg_days_to_pay,
         cast(
-            monthly.amount_weighted_days / nullif(monthly.paid_amount, 0) as decimal(12, 4)
+            {{ q2c_ratio('monthly.amount_weighted_days', 'nullif(monthly.paid_amount, 0)') }}
+            as decimal(12, 4)
         ) as weighted_avg_days_to_pay
 
     from monthly

@@ -36,9 +36,11 @@ final as (
         cast(total_days_to_pay as {{ dbt.type_bigint() }}) as total_days_to_pay,
         cast(paid_amount as decimal(20, 4)) as paid_amount,
         cast(amount_weighted_days as decimal(28, 4)) as amount_weighted_days,
-        cast(1.0 * total_days_to_pay / allocation_count as decimal(12, 4)) as avg_days_to_pay,
         cast(
-            amount_weighted_days / nullif(paid_amount, 0) as decimal(12, 4)
+            {{ q2c_ratio('total_days_to_pay', 'allocation_count') }} as decimal(12, 4)
+        ) as avg_days_to_pay,
+        cast(
+            {{ q2c_ratio('amount_weighted_days', 'nullif(paid_amount, 0)') }} as decimal(12, 4)
         ) as weighted_avg_days_to_pay
 
     from monthly

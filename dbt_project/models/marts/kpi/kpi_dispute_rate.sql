@@ -67,7 +67,9 @@ final as (
         {{ q2c_as_of_date() }} as as_of_date,
         invoices_issued,
         invoices_disputed,
-        cast(1.0 * invoices_disputed / invoices_issued as decimal(9, 4)) as dispute_rate,
+        cast(
+            {{ q2c_ratio('invoices_disputed', 'invoices_issued') }} as decimal(9, 4)
+        ) as dispute_rate,
         cast(issued_amount_reporting as decimal(20, 4)) as issued_amount_reporting,
         cast(disputed_amount_reporting as decimal(20, 4)) as disputed_amount_reporting
 

@@ -149,8 +149,10 @@ countback_days as (
             when prior_sales_amount >= ar_ending_balance then 0
             when prior_sales_amount + credit_sales_amount <= ar_ending_balance
                 then days_in_period
-            else (ar_ending_balance - prior_sales_amount) * days_in_period
-                / credit_sales_amount
+            else {{ q2c_ratio(
+                '(ar_ending_balance - prior_sales_amount) * days_in_period',
+                'credit_sales_amount'
+            ) }}
         end) as countback_dso_days,
         max(prior_sales_amount + credit_sales_amount) >= max(ar_ending_balance)
             as is_countback_complete
@@ -170,8 +172,8 @@ final as (
         cast(combined.ar_ending_balance as decimal(20, 4)) as ar_ending_balance,
         cast(combined.days_in_period as {{ dbt.type_int() }}) as days_in_period,
         cast(
-            combined.ar_ending_balance * combined.days_in_period
-            / nullif(combined.credit_sales_amount, 0)
+            {{ q2c_ratio('combined.ar_ending_balance * combined.days_in_period',
+                         'nullif(combined.credit_sales_amount, 0)') }}
             as decimal(20, 4)
         ) as dso_days,
         cast(countback_days.countback_dso_days as decimal(20, 4)) as countback_dso_days,

@@ -47,7 +47,8 @@ final as (
         cases_closed - cases_measured as cases_without_contact_count,
         cases_resolved_first_contact,
         cast(
-            1.0 * cases_resolved_first_contact / nullif(cases_measured, 0) as decimal(9, 4)
+            {{ q2c_ratio('cases_resolved_first_contact', 'nullif(cases_measured, 0)') }}
+            as decimal(9, 4)
         ) as first_contact_resolution_rate
 
     from monthly

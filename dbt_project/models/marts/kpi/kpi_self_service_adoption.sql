@@ -45,11 +45,14 @@ final as (
         {{ q2c_as_of_date() }} as as_of_date,
         payment_count,
         portal_payment_count,
-        cast(1.0 * portal_payment_count / payment_count as decimal(9, 4)) as portal_count_share,
+        cast(
+            {{ q2c_ratio('portal_payment_count', 'payment_count') }} as decimal(9, 4)
+        ) as portal_count_share,
         cast(amount_reporting as decimal(20, 4)) as amount_reporting,
         cast(portal_amount_reporting as decimal(20, 4)) as portal_amount_reporting,
         cast(
-            portal_amount_reporting / nullif(amount_reporting, 0) as decimal(9, 4)
+            {{ q2c_ratio('portal_amount_reporting', 'nullif(amount_reporting, 0)') }}
+            as decimal(9, 4)
         ) as portal_amount_share,
         payments_without_reporting_amount
 

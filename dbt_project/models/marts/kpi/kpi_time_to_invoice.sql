@@ -48,7 +48,7 @@ final as (
         {{ q2c_as_of_date() }} as as_of_date,
         quotes_invoiced,
         cast(
-            1.0 * total_days_to_invoice / quotes_invoiced as decimal(12, 4)
+            {{ q2c_ratio('total_days_to_invoice', 'quotes_invoiced') }} as decimal(12, 4)
         ) as avg_days_to_invoice,
         cast(median_days_to_invoice as decimal(12, 4)) as median_days_to_invoice,
         cast(min_days_to_invoice as {{ dbt.type_int() }}) as min_days_to_invoice,

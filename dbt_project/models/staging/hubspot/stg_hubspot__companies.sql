@@ -25,7 +25,7 @@ renamed as (
         nullif(trim(property_vat_number), '') as vat_number,
         nullif(lower(trim(property_preferred_language)), '') as preferred_language,
         nullif(
-            trim(regexp_replace(lower(property_segment), '[^a-z]+', '_', 'g'), '_'),
+            {{ q2c_trim_chars(q2c_regex_replace('lower(property_segment)', '[^a-z]+', '_'), '_') }},
             ''
         ) as segment,
         nullif(lower(trim(property_invoice_delivery_channel)), '') as invoice_delivery_channel,

@@ -14,7 +14,7 @@ renamed as (
         nullif(trim(property_hubspot_owner_id), '') as owner_id,
 
         ---------- text
-        lower(trim("type")) as engagement_type,
+        lower(trim({{ adapter.quote('type') }})) as engagement_type,
         property_hs_call_title as title,
         upper(trim(property_hs_call_status)) as call_status,
         upper(trim(property_hs_call_direction)) as call_direction,

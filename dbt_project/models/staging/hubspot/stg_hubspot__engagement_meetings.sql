@@ -14,7 +14,7 @@ renamed as (
         nullif(trim(property_hubspot_owner_id), '') as owner_id,
 
         ---------- text
-        lower(trim("type")) as engagement_type,
+        lower(trim({{ adapter.quote('type') }})) as engagement_type,
         coalesce(property_hs_meeting_title, title) as title,
         upper(trim(coalesce(property_hs_meeting_outcome, meeting_outcome))) as meeting_outcome,
 

@@ -14,7 +14,7 @@ renamed as (
         nullif(trim(property_hubspot_owner_id), '') as owner_id,
 
         ---------- text
-        lower(trim("type")) as engagement_type,
+        lower(trim({{ adapter.quote('type') }})) as engagement_type,
         property_hs_body_preview as body_preview,
 
         ---------- booleans

@@ -14,7 +14,7 @@ renamed as (
         nullif(trim(property_hubspot_owner_id), '') as owner_id,
 
         ---------- text
-        lower(trim("type")) as engagement_type,
+        lower(trim({{ adapter.quote('type') }})) as engagement_type,
         property_hs_task_subject as subject,
         upper(trim(property_hs_task_status)) as task_status,
         upper(trim(property_hs_task_priority)) as task_priority,

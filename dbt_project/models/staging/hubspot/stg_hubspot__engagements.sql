@@ -15,11 +15,11 @@ renamed as (
         nullif(trim(owner_id), '') as owner_id,
 
         ---------- text
-        lower(trim("type")) as engagement_type,
+        lower(trim({{ adapter.quote('type') }})) as engagement_type,
 
         ---------- timestamps (owner and times live here only in the pre-v3 shape)
         {{ q2c_parse_timestamp('created_at') }} as created_at,
-        {{ q2c_parse_timestamp('"timestamp"') }} as occurred_at,
+        {{ q2c_parse_timestamp(adapter.quote('timestamp')) }} as occurred_at,
         {{ q2c_parse_timestamp('_fivetran_synced') }} as synced_at,
 
         ---------- lineage

@@ -18,7 +18,7 @@ renamed as (
         first_name,
         last_name,
         nullif(lower(trim(email)), '') as email,
-        upper(trim("type")) as owner_type,
+        upper(trim({{ adapter.quote('type') }})) as owner_type,
 
         ---------- timestamps
         {{ q2c_parse_timestamp('created_at') }} as created_at,

@@ -10,7 +10,7 @@ source as (
 renamed as (
 
     select
-        trim("transaction") as transaction_id,
+        trim({{ adapter.quote('transaction') }}) as transaction_id,
         trim(transactionline) as transaction_line_id,
         trim(accountingbook) as accounting_book_id,
         trim(account) as account_id,

@@ -13,7 +13,7 @@ renamed as (
 
     select
         ---------- ids
-        trim("transaction") as transaction_id,
+        trim({{ adapter.quote('transaction') }}) as transaction_id,
         trim(id) as transaction_line_id,
         {{ q2c_int('linesequencenumber') }} as line_sequence_number,
         trim(item) as item_id,

@@ -13,7 +13,7 @@ renamed as (
     select
         ---------- ids
         trim(invoice_id) as invoice_id,
-        {{ q2c_int('"index"') }} as line_index,
+        {{ q2c_int(adapter.quote('index')) }} as line_index,
         trim(coalesce(sales_item_item_id, item_id)) as item_id,
         trim(coalesce(sales_item_tax_code_id, tax_code_id)) as tax_code_id,
         trim(sub_total_item_id) as sub_total_item_id,

@@ -11,7 +11,7 @@ renamed as (
     select
         ---------- ids
         trim(invoice_id) as invoice_id,
-        {{ q2c_int('"index"') }} as line_index,
+        {{ q2c_int(adapter.quote('index')) }} as line_index,
         trim(tax_rate_id) as tax_rate_id,
 
         ---------- numerics

@@ -13,7 +13,7 @@ renamed as (
     select
         ---------- ids
         trim(payment_id) as payment_id,
-        {{ q2c_int('"index"') }} as line_index,
+        {{ q2c_int(adapter.quote('index')) }} as line_index,
         trim(invoice_id) as invoice_id,
         trim(credit_memo_id) as credit_memo_id,
 

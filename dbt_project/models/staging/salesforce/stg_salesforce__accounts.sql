@@ -24,7 +24,7 @@ renamed as (
         trim(vat_number_c) as vat_number,
         lower(trim(preferred_language_c)) as preferred_language,
         nullif(
-            trim(regexp_replace(lower(segment_c), '[^a-z]+', '_', 'g'), '_'),
+            {{ q2c_trim_chars(q2c_regex_replace('lower(segment_c)', '[^a-z]+', '_'), '_') }},
             ''
         ) as segment,
         nullif(lower(trim(invoice_delivery_channel_c)), '') as invoice_delivery_channel,

@@ -1,0 +1,3 @@
+{{ config(alias='mart_unallocated_cash') }}
+
+{{ q2c_published_columns(ref('mart_unallocated_cash')) }}

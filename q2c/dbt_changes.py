@@ -1,0 +1,215 @@
+"""Which dbt models a build must run, from what changed since the last successful build.
+
+A dbt build of the whole project takes a minute or more, most of it fixed cost per model,
+while a night often brings no new rows at all, or new rows in a few raw tables. After each
+successful build q2c records, per build step, the fingerprint of the dbt project (every
+file dbt reads, and the versions of dbt and its adapter), the vars it ran with, and the
+content fingerprint of every source relation upstream of the step's models
+(`q2c.changes`). The next build compares:
+
+- nothing recorded, the project or vars changed, or a model's relation is missing from
+  the warehouse: build everything, as before;
+- no source changed: run no dbt at all;
+- some sources changed: build what is downstream of them (`dbt build --select
+  source:<changed>+`), expressed as an exclusion of the rest, with their tests.
+
+A build that fails records nothing, so the next one compares with the last good build and
+rebuilds again everything downstream of what changed since. Models that read no source
+(a date spine, a seed) are rebuilt only with everything else; vars such as the as-of date
+are part of the fingerprint, so a new business date builds everything.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from q2c import changes
+
+SCOPE = "dbt"
+FULL = "full"
+PARTIAL = "partial"
+SKIP = "skip"
+_PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml",
+                  "selectors.yml", "package-lock.yml")
+_PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
+_BUILT_TYPES = ("model", "seed", "snapshot")
+_EXAMPLES = 5
+
+
+@dataclass
+class BuildPlan:
+    """What one dbt build step is to do, and why, in words for logs and metadata."""
+
+    action: str
+    reason: str
+    fingerprint: str
+    sources: dict[str, str]
+    build: set[str] = field(default_factory=set)
+    keep: list[str] = field(default_factory=list)  # parents before children
+    changed_sources: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    since_run: str | None = None
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    """Every file dbt reads in the project, with the versions of dbt and its adapter."""
+    project_dir = Path(project_dir)
+    paths = [project_dir / name for name in _PROJECT_FILES if (project_dir / name).is_file()]
+    for folder in _PROJECT_FOLDERS:
+        paths += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
+    versions = [_version(name) for name in ("dbt-core", "dbt-duckdb")]
+    return changes.sha256_text(changes.files_sha256(paths, project_dir), *versions)
+
+
+def build_fingerprint(project: str, dbt_vars: Mapping[str, object]) -> str:
+    return changes.sha256_text(project, json.dumps(dbt_vars, sort_keys=True, default=str))
+
+
+def plan_build(
+    conn: duckdb.DuckDBPyConnection,
+    manifest: Mapping,
+    nodes: Iterable[str],
+    label: str,
+    fingerprint: str,
+) -> BuildPlan:
+    """Decide what the build step `label` must run of its `nodes` (dbt unique ids).
+
+    `fingerprint` is `build_fingerprint` of the project and vars this build runs with.
+    """
+    nodes = set(nodes)
+    sources = _upstream_sources(manifest, nodes)
+    current = {uid: changes.relation_fingerprint(conn, *_source_relation(manifest, uid))
+               for uid in sorted(sources)}
+    plan = BuildPlan(FULL, "", fingerprint, current, build=set(nodes))
+    state = changes.recorded(conn, SCOPE, label)
+    if state is None:
+        plan.reason = "no earlier successful build of these models on this warehouse"
+        return plan
+    plan.since_run = state.run_id
+    if state.fingerprint != fingerprint:
+        plan.reason = (f"the dbt project, dbt's version or the vars changed since run "
+                       f"{state.run_id}")
+        return plan
+    missing = _missing_relations(conn, manifest, nodes)
+    if missing:
+        plan.reason = (f"{len(missing)} models are missing from the warehouse "
+                       f"({', '.join(missing[:_EXAMPLES])})")
+        return plan
+
+    before = state.details.get("sources", {})
+    changed = sorted(uid for uid, digest in current.items() if before.get(uid) != digest)
+    plan.changed_sources = [_source_name(manifest, uid) for uid in changed]
+    plan.build = _downstream(manifest, changed) & nodes
+    plan.keep = _in_dependency_order(manifest, nodes - plan.build)
+    if not plan.build:
+        plan.action = SKIP
+        plan.reason = (f"no source changed since run {state.run_id}" if not changed else
+                       f"the changed sources ({_listed(plan.changed_sources)}) feed none of "
+                       "these models")
+        return plan
+    plan.action = PARTIAL
+    plan.reason = (f"{len(changed)} sources changed since run {state.run_id} "
+                   f"({_listed(plan.changed_sources)}): {len(plan.build)} of {len(nodes)} "
+                   "models and seeds are downstream of them")
+    unchanged_sources = sorted(sources - set(changed))
+    plan.exclude = ([_selector(manifest, uid) for uid in sorted(plan.keep)]
+                    + [f"source:{_source_name(manifest, uid)}" for uid in unchanged_sources])
+    return plan
+
+
+def record_build(conn: duckdb.DuckDBPyConnection, label: str, plan: BuildPlan,
+                 run_id: str) -> None:
+    """After a successful build (or a skip): these sources are what the models were built
+    from. A partial build keeps the models it did not run, which were built from the same
+    sources, so recording every source's current fingerprint is right for them too."""
+    changes.record(conn, SCOPE, label, plan.fingerprint, run_id,
+                   {"sources": plan.sources, "action": plan.action})
+
+
+def _version(distribution: str) -> str:
+    try:
+        return f"{distribution}=={importlib.metadata.version(distribution)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{distribution} not installed"
+
+
+def _ancestors(manifest: Mapping, start: Iterable[str]) -> set[str]:
+    parents, seen, pending = manifest["parent_map"], set(), list(start)
+    while pending:
+        for parent in parents.get(pending.pop(), []):
+            if parent not in seen:
+                seen.add(parent)
+                pending.append(parent)
+    return seen
+
+
+def _downstream(manifest: Mapping, start: Iterable[str]) -> set[str]:
+    children, seen, pending = manifest["child_map"], set(), list(start)
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+    return seen
+
+
+def _in_dependency_order(manifest: Mapping, ids: set[str]) -> list[str]:
+    """`ids` with every node after its parents (Dagster takes a step's outputs so)."""
+    parents, ordered, placed = manifest["parent_map"], [], set()
+
+    def place(uid: str) -> None:
+        placed.add(uid)
+        for parent in parents.get(uid, []):
+            if parent in ids and parent not in placed:
+                place(parent)
+        ordered.append(uid)
+
+    for uid in sorted(ids):
+        if uid not in placed:
+            place(uid)
+    return ordered
+
+
+def _upstream_sources(manifest: Mapping, nodes: set[str]) -> set[str]:
+    return {uid for uid in _ancestors(manifest, nodes) if uid.startswith("source.")}
+
+
+def _source_relation(manifest: Mapping, uid: str) -> tuple[str, str]:
+    source = manifest["sources"][uid]
+    return source["schema"], source.get("identifier") or source["name"]
+
+
+def _source_name(manifest: Mapping, uid: str) -> str:
+    source = manifest["sources"][uid]
+    return f"{source['source_name']}.{source['name']}"
+
+
+def _selector(manifest: Mapping, uid: str) -> str:
+    return "fqn:" + ".".join(manifest["nodes"][uid]["fqn"])
+
+
+def _missing_relations(conn: duckdb.DuckDBPyConnection, manifest: Mapping,
+                       nodes: set[str]) -> list[str]:
+    existing = changes.existing_relations(conn)
+    missing = []
+    for uid in sorted(nodes):
+        node = manifest["nodes"].get(uid)
+        if node is None or node["resource_type"] not in _BUILT_TYPES:
+            continue
+        if node.get("config", {}).get("materialized") == "ephemeral":
+            continue
+        relation = (node["schema"].lower(), (node.get("alias") or node["name"]).lower())
+        if relation not in existing:
+            missing.append(".".join(relation))
+    return missing
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:_EXAMPLES])
+    return shown + (f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else "")
