@@ -43,7 +43,6 @@ nightly_job = dg.define_asset_job(
 )
 
 
-
 def build_nightly_schedule(settings: Settings) -> dg.ScheduleDefinition:
     """The nightly schedule at `nightly_at` (Q2C_NIGHTLY_AT, default 02:00) in the seller's
     time zone (`seller.timezone`), so "by morning" means the seller's morning.

@@ -277,12 +277,13 @@ def test_every_invoice_of_the_batch_is_rendered_once(fanout):
         rows = conn.execute(
             "select invoice_id, path, run_id from q2c_ops.document_manifest").fetchall()
 
-    stored = sorted(str(path) for path in (fanout.home / "documents").rglob("*.pdf"))
+    stored = sorted(path.resolve() for path in (fanout.home / "documents").rglob("*.pdf"))
 
     assert Counter(invoice_id for invoice_id, _, _ in rows) == Counter(list(expected))
     assert {run_id for _, _, run_id in rows} == {fanout.first.run_id}
     # One file per invoice in the store, each the one its manifest row names.
-    assert stored == sorted(path for _, path, _ in rows) and len(stored) == 12
+    assert stored == sorted(Path(path).resolve() for _, path, _ in rows)
+    assert len(stored) == 12
 
 
 def test_every_invoice_of_the_batch_reaches_the_smtp_server_once(fanout):
