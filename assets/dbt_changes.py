@@ -1,11 +1,12 @@
 """How a dbt build step decides what to run (`q2c.dbt_changes`), in Dagster terms.
 
-The step's models are its asset specs; a model the plan keeps still gets its output,
-marked `rebuilt: false` with the reason, so the steps downstream (quality, documents) run
-as in any night. A step runs everything, and records nothing, when it is asked for some of
-its models only (a materialization picked in the UI) or when dbt targets another warehouse
-than the DuckDB file q2c fingerprints. The run tag `q2c/full-build` set to `true` builds
-everything and records it.
+The step's models are its asset specs. A model the plan keeps that another step reads
+still gets its output, marked `rebuilt: false` with the reason, and the blocking tests on
+it their last result, so the steps downstream (quality, documents) run as in any night.
+A step runs everything, and records nothing, when it is asked for some of its models only
+(a materialization picked in the UI) or when dbt targets another warehouse than the
+DuckDB file q2c fingerprints. The run tag `q2c/full-build` set to `true` builds everything
+and records it.
 """
 
 from __future__ import annotations
@@ -64,14 +65,16 @@ def selection_args(plan: BuildPlan | None) -> list[str]:
 
 
 def kept_outputs(context: dg.AssetExecutionContext,
-                 plan: BuildPlan | None) -> Iterator[dg.Output]:
-    """An output for each model this build did not run that another step reads.
+                 plan: BuildPlan | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """An output for each model this build did not run that another step reads, and the
+    last result of each blocking test on those models or on unchanged sources.
 
     Dagster skips a step whose input was not produced; these let the steps downstream
-    (quality, documents, reports) run as in any night. A model no other step reads gets no
-    event, as it was not materialized. Parents come first, and none of them is downstream
-    of a model the build ran, so they come before its events."""
-    if plan is None or not plan.keep:
+    (quality, documents, reports) run as in any night, gated by the same test results as
+    the rows they read. A model no other step reads gets no event, as it was not
+    materialized. Parents come first, and none of them is downstream of a model the build
+    ran, so they come before its events."""
+    if plan is None:
         return
     specs = {spec.metadata[_UNIQUE_ID]: spec for spec in context.assets_def.specs}
     read_elsewhere = _read_by_other_steps(context)
@@ -82,16 +85,40 @@ def kept_outputs(context: dg.AssetExecutionContext,
             None,
             output_name=context.assets_def.get_output_name_for_asset_key(specs[uid].key),
             metadata={"rebuilt": False, "why_not_rebuilt": plan.reason,
-                      "built_in_run": plan.since_run or ""},
+                      "unchanged_since_run": plan.since_run or ""},
+        )
+
+    own_keys = set(context.assets_def.keys)
+    for spec in context.assets_def.check_specs:
+        uid = spec.metadata.get(_UNIQUE_ID)
+        result = plan.tests.get(uid)
+        gates = spec.asset_key in read_elsewhere or spec.asset_key not in own_keys
+        if not (spec.blocking and gates and result and uid in plan.still_valid_tests):
+            continue
+        yield dg.AssetCheckResult(
+            asset_key=spec.asset_key, check_name=spec.name, passed=result["passed"],
+            severity=dg.AssetCheckSeverity(result["severity"]),
+            metadata={"tested_in_run": result["run_id"], "retested": False},
         )
 
 
-def record(settings: Settings, label: str, plan: BuildPlan | None, run_id: str) -> None:
-    """After the step's dbt call succeeded (or was not needed): what it was built from."""
+def record(context: dg.AssetExecutionContext, settings: Settings, label: str,
+           plan: BuildPlan | None, events: list) -> None:
+    """After the step's dbt call succeeded (or was not needed): what it was built from,
+    and the results of the tests dbt ran."""
     if plan is None:
         return
+    tests = {spec.key: spec.metadata.get(_UNIQUE_ID) for spec in context.assets_def.check_specs}
+    results = {}
+    for event in events:
+        if not isinstance(event, dg.AssetCheckResult):
+            continue
+        uid = tests.get(dg.AssetCheckKey(event.asset_key, event.check_name))
+        if uid:
+            results[uid] = {"passed": event.passed, "severity": event.severity.value,
+                            "run_id": context.run_id}
     with connect(settings.warehouse_path) as conn:
-        record_build(conn, label, plan, run_id)
+        record_build(conn, label, plan, context.run_id, results)
 
 
 def _read_by_other_steps(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:

@@ -29,7 +29,7 @@ from q2c.content.registry import load_registry
 from q2c.delivery.bounces import read_bounces
 from q2c.delivery.envelope import PORTAL
 from q2c.delivery.export import export_deliveries
-from q2c.delivery.outbox import Outbox, RetryPolicy, SendPace, document_key
+from q2c.delivery.outbox import DOCUMENT_KINDS, Outbox, RetryPolicy, SendPace, document_key
 from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import input_hash
@@ -305,10 +305,13 @@ def outbox(context: dg.AssetExecutionContext, config: OutboxConfig, q2c: Q2CSett
                           alert.invoice_number, alert.partner, "; ".join(alert.errors))
     cancelled = _cancel_rejected(box, review)
     paced = config.max_sends_per_second > 0 and settings.mail_channel != "eml"
+    # Invoice documents only: a reminder waiting in the same outbox is sent by the dunning
+    # step, which first checks that its invoice is still unpaid and undisputed.
     report = box.process(channels, context.run_id, retry=RetryPolicy(),
                          hold=lambda invoice_id: _review_hold(review, invoice_id),
                          invoice_ids=issued, limit=config.max_sends_per_run or None,
-                         pace=SendPace(config.max_sends_per_second) if paced else None)
+                         pace=SendPace(config.max_sends_per_second) if paced else None,
+                         kinds=DOCUMENT_KINDS)
     dead = box.dead_letters()
     problems = box.verify(known_head=exported_head)
 

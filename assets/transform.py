@@ -144,7 +144,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CS
     events = [] if plan and plan.action == SKIP else _run_dbt(
         context, dbt, settings, label, ["--vars", json.dumps(dbt_vars),
                                         *dbt_changes.selection_args(plan)])
-    dbt_changes.record(settings, label, plan, context.run_id)
+    dbt_changes.record(context, settings, label, plan, events)
     yield from dbt_changes.kept_outputs(context, plan)
 
     for event in events:
@@ -161,6 +161,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CS
 def _run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, label: str,
              args: list[str]) -> list:
     target_path = settings.home / "dbt_runs" / f"{context.run_id}-{label}"
+    _reuse_last_parse(target_path)
     dbt_output = io.StringIO()
     try:
         with contextlib.redirect_stdout(dbt_output):
@@ -171,3 +172,14 @@ def _run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings, l
         _prune_old_runs(target_path.parent, keep=DBT_RUNS_KEPT)
         context.log.info("dbt %s: %s; full dbt log in %s", label, _dbt_totals(dbt_output),
                          log_path)
+
+
+def _reuse_last_parse(target_path: Path) -> None:
+    """Start dbt from the parse of the latest build, so it parses only the files changed
+    since (or everything, when the vars or the profile changed). Without it every build
+    parses the whole project again, tens of seconds before the first model runs."""
+    earlier = sorted(target_path.parent.glob("*/partial_parse.msgpack"),
+                     key=lambda path: path.stat().st_mtime)
+    if earlier:
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copy(earlier[-1], target_path / "partial_parse.msgpack")

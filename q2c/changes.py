@@ -26,8 +26,9 @@ import duckdb
 from q2c.warehouse import OPS_SCHEMA
 
 STATE_TABLE = f"{OPS_SCHEMA}.change_state"
-# When a row was loaded says nothing about what it holds.
-LOAD_TIME_COLUMNS = ("_q2c_loaded_at",)
+# When q2c copied a row into the warehouse (loaded at ingest, exported from the review
+# store) says nothing about what the row holds; no model reads these.
+LOAD_TIME_COLUMNS = ("_q2c_loaded_at", "exported_at")
 
 _STATE_DDL = f"""
 create schema if not exists {OPS_SCHEMA};
@@ -123,8 +124,8 @@ def relation_fingerprint(conn: duckdb.DuckDBPyConnection, schema: str, name: str
     """A digest of a relation's rows and columns, in any row order; 'missing' when absent.
 
     Rows are hashed by DuckDB and summed, so the digest does not depend on the order rows
-    come back in but does on how often each occurs. The load-time column is left out: a
-    table reloaded from the same file holds the same data.
+    come back in but does on how often each occurs. Load-time columns are left out: a
+    table reloaded from the same file, or exported again, holds the same data.
     """
     columns = conn.execute(
         "select column_name, data_type from information_schema.columns "

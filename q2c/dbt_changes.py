@@ -55,6 +55,10 @@ class BuildPlan:
     changed_sources: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     since_run: str | None = None
+    # The last result of each test (by unique id), and the tests whose every parent this
+    # build keeps: their last result still holds.
+    tests: dict[str, dict] = field(default_factory=dict)
+    still_valid_tests: set[str] = field(default_factory=set)
 
 
 def project_fingerprint(project_dir: Path) -> str:
@@ -102,11 +106,13 @@ def plan_build(
                        f"({', '.join(missing[:_EXAMPLES])})")
         return plan
 
+    plan.tests = state.details.get("tests", {})
     before = state.details.get("sources", {})
     changed = sorted(uid for uid, digest in current.items() if before.get(uid) != digest)
     plan.changed_sources = [_source_name(manifest, uid) for uid in changed]
     plan.build = _downstream(manifest, changed) & nodes
     plan.keep = _in_dependency_order(manifest, nodes - plan.build)
+    plan.still_valid_tests = _tests_on(manifest, set(plan.keep) | (sources - set(changed)))
     if not plan.build:
         plan.action = SKIP
         plan.reason = (f"no source changed since run {state.run_id}" if not changed else
@@ -124,12 +130,18 @@ def plan_build(
 
 
 def record_build(conn: duckdb.DuckDBPyConnection, label: str, plan: BuildPlan,
-                 run_id: str) -> None:
+                 run_id: str, tests: Mapping[str, dict] | None = None) -> None:
     """After a successful build (or a skip): these sources are what the models were built
     from. A partial build keeps the models it did not run, which were built from the same
-    sources, so recording every source's current fingerprint is right for them too."""
-    changes.record(conn, SCOPE, label, plan.fingerprint, run_id,
-                   {"sources": plan.sources, "action": plan.action})
+    sources, so recording every source's current fingerprint is right for them too.
+
+    `tests` are the results of the tests this build ran; the earlier results of the tests
+    whose every parent was kept stay, since those ran on the same rows."""
+    kept = {uid: result for uid, result in plan.tests.items()
+            if uid in plan.still_valid_tests and plan.action != FULL}
+    changes.record(conn, SCOPE, label, plan.fingerprint, run_id, {
+        "sources": plan.sources, "action": plan.action, "tests": {**kept, **(tests or {})},
+    })
 
 
 def _version(distribution: str) -> str:
@@ -157,6 +169,13 @@ def _downstream(manifest: Mapping, start: Iterable[str]) -> set[str]:
                 seen.add(child)
                 pending.append(child)
     return seen
+
+
+def _tests_on(manifest: Mapping, unchanged: set[str]) -> set[str]:
+    """The tests whose every parent is in `unchanged`."""
+    return {uid for uid, node in manifest["nodes"].items()
+            if node["resource_type"] == "test"
+            and set(manifest["parent_map"].get(uid, [])) <= unchanged}
 
 
 def _in_dependency_order(manifest: Mapping, ids: set[str]) -> list[str]:

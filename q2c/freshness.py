@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from q2c.sources.schema import SOURCES, SYNC, RawTable, tables_of
-from q2c.warehouse import OPS_SCHEMA
+
+if TYPE_CHECKING:
+    import duckdb
 
 FRESH = "fresh"
 LATE = "late"
@@ -224,6 +225,10 @@ def _landing_file_time(conn, table: RawTable, relation: str, rows: int,
 
 
 def _last_ingested_file(conn, table: RawTable) -> str | None:
+    import duckdb
+
+    from q2c.warehouse import OPS_SCHEMA
+
     try:
         row = conn.execute(
             f"select file from {OPS_SCHEMA}.ingest_report where source = ? and table_name = ? "

@@ -105,13 +105,25 @@ def spark_session(home: Path, log_level: str = "WARN") -> Any:
     # The driver binds to loopback (profiles.yml); this also stops Spark looking up the
     # machine's outside address for anything else.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    config = session_config(home)
     builder = SparkSession.builder.enableHiveSupport()
-    for key, value in session_config(home).items():
+    for key, value in config.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    _refuse_another_metastore(session, config.get("spark.sql.warehouse.dir"))
     session.sparkContext.setLogLevel(log_level)
     _quiet_session_reuse(session)
     return session
+
+
+def _refuse_another_metastore(session, expected: str | None) -> None:
+    """A session already running in this process keeps the folder it started with."""
+    actual = session.conf.get("spark.sql.warehouse.dir")
+    if expected and Path(actual.removeprefix("file:")) != Path(expected):
+        raise SparkWarehouseError(
+            f"this process already runs Spark on {actual}, not {expected}; Spark keeps one "
+            f"metastore per process: run q2c again with {SPARK_HOME_VARIABLE} at the first"
+        )
 
 
 def _quiet_session_reuse(session) -> None:

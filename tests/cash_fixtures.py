@@ -12,14 +12,16 @@ QuickBooks, EUR unless said otherwise (invoice id, number, customer, total, issu
     9102 A-102 qc1 200.00 01-30 -> 02-29     9202 B-202 qc2 150.00 01-16 -> 02-15
     9103 A-103 qc1 300.00 03-01 -> 03-31     9203 B-203 qc2  80.00 02-09 -> 03-10
     9301 G-301 qc3 500.00 2023-12-21 -> 01-20; 9401 U-401 qc4 75.00 USD 02-01 -> 03-02
+    9402 U-402 qc4 40.00 USD, 9403 U-403 qc4 30.00 USD, both 02-01 -> 03-02
 
-Payments, none applied by QuickBooks except 8006 (200.00 to G-301) and 8007 (50.00 to
-invoice 9999, which the export does not hold):
+Payments, none applied by QuickBooks except 8006 (200.00 to G-301), 8007 (50.00 to
+invoice 9999, which the export does not hold) and 8010 (30.00 to U-403):
 
     8001 qc1 02-05 250.00 ref "Invoice a-103, thanks"   8004 qc2 02-20 150.00
     8002 qc1 02-06 200.00 ref "CHK 5512"                8005 qc2 02-20 100.00
     8003 qc1 02-10 180.00                               8006 qc3 01-25 200.00
     8008 qc1 02-12  80.00 ref "INV B-203"               8007 qc3 01-26  50.00
+    8009 qc4 02-27  40.00 USD ref "ch_6"                8010 qc4 02-28  30.00 USD ref "pi_7"
 
 Credit memo 7001 (qc3, 40.00, 2024-02-01) is applied to nothing.
 
@@ -27,7 +29,8 @@ Stripe, USD, customer cus_s1: invoices in_1 ST-0001 100.00 (paid by ch_1, 3.20 f
 30.00 refunded by re_1 and credited by cn_1), in_2 ST-0002 50.00 (credit note cn_2 of
 80.00 names it), in_3 ST-0003 60.00 (paid by ch_3, whose dispute was lost). ch_4 (75.00,
 2.50 fee) names QuickBooks invoice U-401 in its metadata and is refunded 25.00 by re_4;
-ch_5 (20.00) names nothing.
+ch_5 (20.00) names nothing. ch_6 (40.00) names U-402 and ch_7 (30.00, payment intent pi_7)
+names U-403: QuickBooks payments 8009 and 8010 record them (their references).
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ QUICKBOOKS: Rows = {
         _qb_invoice("9301", "G-301", "qc3", "500.00", "300.00", "2023-12-21", "2024-01-20"),
         _qb_invoice("9401", "U-401", "qc4", "75.00", "75.00", "2024-02-01", "2024-03-02",
                     currency="USD"),
+        _qb_invoice("9402", "U-402", "qc4", "40.00", "40.00", "2024-02-01", "2024-03-02",
+                    currency="USD"),
+        _qb_invoice("9403", "U-403", "qc4", "30.00", "0.00", "2024-02-01", "2024-03-02",
+                    currency="USD"),
     ],
     "payment": [
         _qb_payment("8001", "qc1", "2024-02-05", "250.00", "250.00", "Invoice a-103, thanks"),
@@ -88,10 +95,13 @@ QUICKBOOKS: Rows = {
         _qb_payment("8005", "qc2", "2024-02-20", "100.00", "100.00"),
         _qb_payment("8006", "qc3", "2024-01-25", "200.00", "0.00"),
         _qb_payment("8007", "qc3", "2024-01-26", "50.00", "0.00"),
+        _qb_payment("8009", "qc4", "2024-02-27", "40.00", "40.00", "ch_6", currency="USD"),
+        _qb_payment("8010", "qc4", "2024-02-28", "30.00", "0.00", "pi_7", currency="USD"),
     ],
     "payment_line": [
         {"payment_id": "8006", "index": "0", "amount": "200.00", "invoice_id": "9301"},
         {"payment_id": "8007", "index": "0", "amount": "50.00", "invoice_id": "9999"},
+        {"payment_id": "8010", "index": "0", "amount": "30.00", "invoice_id": "9403"},
     ],
     "credit_memo": [
         {"id": "7001", "doc_number": "CM-1", "customer_id": "qc3", "currency_id": "EUR",
@@ -143,6 +153,10 @@ STRIPE: Rows = {
                    amount_refunded="2500",
                    metadata='{"q2c_channel":"portal","q2c_invoice_number":"U-401"}'),
         _st_charge("ch_5", "2000", "2024-02-25 10:00:00"),
+        _st_charge("ch_6", "4000", "2024-02-26 10:00:00",
+                   metadata='{"q2c_invoice_number":"U-402"}'),
+        _st_charge("ch_7", "3000", "2024-02-27 10:00:00", payment_intent_id="pi_7",
+                   metadata='{"q2c_invoice_number":"U-403"}'),
     ],
     "refund": [
         {"id": "re_1", "charge_id": "ch_1", "currency": "usd", "amount": "3000",

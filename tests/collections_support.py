@@ -54,7 +54,7 @@ AS_OF = business_date(RUN_MOMENT, SELLER_TIMEZONE)
 
 BUILD_SELECT = [
     "+kpi_collections_worklist", "+fct_invoice_lines", "+fct_invoice_tax_lines",
-    "+fct_credit_notes",
+    "+fct_credit_notes", "rpt_kpi_collections_worklist",
 ]
 # The models whose data tests and unit tests the build runs (the others have their own).
 OWN_MODELS = ["kpi_collections_worklist", "mart_dunning_actions", "fct_promises_to_pay",

@@ -57,6 +57,10 @@ PINNED_UNIT_TESTS = {
     "int_cash_reversals_followed": {"refund_reverses_the_cash_on_the_invoices_it_reached"},
     "int_cash_credit_notes_applied": {"credit_note_applies_only_what_remains_of_it"},
     "int_cash_unallocated_items": {"overpayment_leaves_the_excess_as_unallocated_cash"},
+    "int_cash_payments_unapplied": {"a_charge_an_erp_payment_records_is_the_erp_payments_cash"},
+    "int_cash_references_normalized": {
+        "an_erp_payment_recording_a_charge_names_the_charges_invoices",
+    },
     "int_cash_candidates_ranked": {"candidates_rank_reference_then_amount_then_due_date"},
     "fct_invoice_balances": {
         "chargeback_and_refund_take_back_the_cash_they_concern",
@@ -175,7 +179,9 @@ def test_each_allocation_records_the_rule_that_made_it(built: dict) -> None:
     re_4 reverses 25 there. Oldest first: 8003 (180) pays A-101 100 and the 300 - 250 = 50
     left on A-103; 8005 (100) pays the B-20x invoice 8004 did not take; ch_5 (20) pays
     ST-0003, reopened by the chargeback. 8004 (150) takes whichever of B-201 and B-202,
-    both 150 and due 02-15, has the lower key.
+    both 150 and due 02-15, has the lower key. ch_6 and ch_7 are the cash of 8009 and 8010,
+    which record them: 8009 (40, unapplied) takes the invoice ch_6 names, U-402, by that
+    reference (on its own date, 02-27); QuickBooks applied 8010's 30 to U-403.
     """
     rows = _rows(built, """
         select a.allocation_rule, a.allocation_type, coalesce(p.source_id, c.source_id),
@@ -210,6 +216,9 @@ def test_each_allocation_records_the_rule_that_made_it(built: dict) -> None:
         ("oldest_first", "payment", "8003", "A-103", D("50"), day(2024, 3, 1), False),
         ("oldest_first", "payment", "8005", other_150, D("100"), day(2024, 2, 20), False),
         ("oldest_first", "payment", "ch_5", "ST-0003", D("20"), day(2024, 2, 25), False),
+        ("remittance_reference", "payment", "8009", "U-402", D("40"), day(2024, 2, 27),
+         False),
+        ("erp_application", "payment", "8010", "U-403", D("30"), day(2024, 2, 28), True),
     ], key=repr)
 
 
@@ -220,7 +229,8 @@ def test_invoice_balances_are_q2c_own_beside_the_erp_balance(built: dict) -> Non
     other B-20x: 150 - 100 = 50. B-203: nothing, 80. G-301: 500 - 200 = 300, as the ERP
     says. U-401: paid 75 - 25 = 50, balance 25, the ERP still says 75. ST-0001: paid 100 -
     30 = 70, credited 30, balance 0. ST-0002: credited 50 of 50. ST-0003: paid 60 - 60 +
-    20 = 20, balance 40.
+    20 = 20, balance 40. U-402: 40 paid once (by 8009, not again by ch_6), balance 0; the
+    ERP still says 40. U-403: 30 paid by 8010, balance 0 as the ERP says.
     """
     rows = _rows(built, """
         select invoice_number, currency, total_amount, paid_amount, credited_amount,
@@ -242,6 +252,8 @@ def test_invoice_balances_are_q2c_own_beside_the_erp_balance(built: dict) -> Non
         ("ST-0001", "USD", D("100"), D("70"), D("30"), D("0"), D("0"), "paid"),
         ("ST-0002", "USD", D("50"), D("0"), D("50"), D("0"), D("0"), "credited"),
         ("ST-0003", "USD", D("60"), D("20"), D("0"), D("40"), D("0"), "partially_paid"),
+        ("U-402", "USD", D("40"), D("40"), D("0"), D("0"), D("40"), "paid"),
+        ("U-403", "USD", D("30"), D("30"), D("0"), D("0"), D("0"), "paid"),
     ])
 
 
@@ -282,6 +294,8 @@ def test_no_cash_appears_or_disappears(built: dict) -> None:
 
     8003: 180 = 150 + 30; 8007: 50 = 0 + 50; ch_4: 75 = 75 + 0 (its refund reversed on
     U-401 is money returned, not unallocated cash); every other payment is fully applied.
+    ch_6 and ch_7 are the cash of the QuickBooks payments that record them (8009: 40 = 40
+    + 0; 8010: 30 = 30 + 0): counted there, and nowhere as their own.
     """
     rows = _rows(built, """
         select p.source_id, p.amount,
@@ -292,12 +306,52 @@ def test_no_cash_appears_or_disappears(built: dict) -> None:
         left join core.mart_unallocated_cash as u on p.payment_key = u.payment_key
         group by p.source_id, p.amount
     """)
+    recorded = {"ch_6": "8009", "ch_7": "8010"}
+    amounts = {r[0]: r[1] for r in rows}
 
-    assert len(rows) == 12
-    assert [r for r in rows if r[1] != r[2] + r[3]] == []
+    assert len(rows) == 16
+    assert [r for r in rows if r[0] not in recorded and r[1] != r[2] + r[3]] == []
     assert {r[0]: (r[2], r[3]) for r in rows if r[3]} == {
         "8003": (D("150"), D("30")), "8007": (D("0"), D("50")), "8008": (D("0"), D("80")),
     }
+    assert {r[0]: (r[2], r[3]) for r in rows if r[0] in recorded} == {
+        "ch_6": (D("0"), D("0")), "ch_7": (D("0"), D("0"))}
+    assert {charge: amounts[charge] == amounts[payment]
+            for charge, payment in recorded.items()} == {"ch_6": True, "ch_7": True}
+
+
+def test_a_charge_an_erp_payment_records_is_allocated_once_as_that_payment(
+    built: dict,
+) -> None:
+    """ch_6 (40.00 USD, names U-402) is recorded by 8009 (reference "ch_6"), ch_7 (30.00,
+    payment intent pi_7, names U-403) by 8010 (reference "pi_7"). Each charge is its ERP
+    payment's money: the charge is not allocated and not unallocated, and U-402 is paid
+    40, not 40 + 40. Without the match, ch_6 would take U-402's 40 by its reference and
+    8009's 40 would be left unallocated; ch_7 would be 30 unallocated beyond U-403, which
+    8010 had already paid.
+    """
+    unapplied = _rows(built, """
+        select u.payment_id, u.unapplied_amount, p.source_id
+        from intermediate.int_cash_payments_unapplied as u
+        left join core.fct_payments as p on u.recorded_by_payment_key = p.payment_key
+        where u.payment_id in ('ch_6', 'ch_7')
+    """)
+    charge_rows = _rows(built, """
+        select 'applications', count(*) from core.fct_cash_applications
+        where payment_key in (select payment_key from core.fct_payments
+                             where source_id in ('ch_6', 'ch_7'))
+        union all
+        select 'unallocated', count(*) from core.mart_unallocated_cash
+        where source_id in ('ch_6', 'ch_7')
+    """)
+    paid = _rows(built, """
+        select invoice_number, paid_amount from core.fct_invoice_balances
+        where invoice_number in ('U-402', 'U-403')
+    """)
+
+    assert sorted(unapplied) == [("ch_6", D("0"), "8009"), ("ch_7", D("0"), "8010")]
+    assert sorted(charge_rows) == [("applications", 0), ("unallocated", 0)]
+    assert sorted(paid) == [("U-402", D("40")), ("U-403", D("30"))]
 
 
 def test_reporting_publishes_the_cash_marts_unchanged(built: dict) -> None:

@@ -120,3 +120,25 @@ def test_every_data_test_of_the_collections_models_passes_on_the_fixture(built):
     assert failed == {}
     assert any(uid.startswith("test.q2c.unique_kpi_collections_worklist_priority_rank")
                for uid in built.results)
+
+
+def test_the_reporting_view_publishes_every_worklist_column_unchanged(built):
+    """reporting.kpi_collections_worklist is what BI reads: the same columns as the mart,
+    in its order (rank, risk score and its parts, payment history, promises, dunning and
+    why it is suppressed included), and the same three rows."""
+    def columns(schema: str) -> list[str]:
+        return [row[0] for row in built.query(
+            "select column_name from information_schema.columns where table_schema = ? "
+            "and table_name = 'kpi_collections_worklist' order by ordinal_position", [schema])]
+
+    published = built.query("select * from reporting.kpi_collections_worklist "
+                            "order by priority_rank")
+
+    assert columns("reporting") == columns("kpi")
+    assert {"priority_rank", "risk_score", "avg_days_late", "paid_invoice_count",
+            "kept_promise_count", "current_promise_date", "suppressed_reason",
+            "dunning_stage"} <= set(columns("reporting"))
+    assert published == built.query("select * from kpi.kpi_collections_worklist "
+                                    "order by priority_rank")
+    assert len(published) == 3
+

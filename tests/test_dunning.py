@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from collections_support import AS_OF, RUN_MOMENT, built_warehouse, run_dbt
+from outbox_support import DOMAIN, PDF, SENDER
 from pypdf import PdfReader
 
 from q2c import opsdb
@@ -35,9 +36,19 @@ from q2c.collections.policy import (
 from q2c.collections.reminders import plan_reminders, run_reminders
 from q2c.content.registry import load_registry
 from q2c.delivery.audit import read_events
-from q2c.delivery.message import message_id_for
-from q2c.delivery.outbox import Outbox, RetryPolicy, attempt_key, document_key
+from q2c.delivery.envelope import EMAIL
+from q2c.delivery.mail_transport import email_payload
+from q2c.delivery.message import build_invoice_email, message_id_for
+from q2c.delivery.outbox import (
+    Outbox,
+    OutboxItem,
+    PlannedSend,
+    RetryPolicy,
+    attempt_key,
+    document_key,
+)
 from q2c.delivery.policy import AccountDelivery
+from q2c.invoice_delivery import delivery_channels
 from q2c.settings import Seller, Settings, business_date, load_settings
 from q2c.warehouse import connect
 
@@ -365,6 +376,73 @@ def test_a_hold_set_after_queueing_cancels_the_accounts_reminders_and_the_rest_g
     assert [str(m.parsed()["X-Q2C-Invoice-Number"]) for m in smtp_server.messages] == [
         "INV-A1"]
     assert Outbox(settings.ops_store).status_counts()["cancelled"] == 2
+
+
+def _invoice_email(invoice_id: str, number: str, to: str) -> OutboxItem:
+    """The invoice document of `invoice_id` by email, as the invoice delivery queues it."""
+    key = attempt_key(document_key(invoice_id), EMAIL)
+    message = build_invoice_email(
+        invoice_number=number, recipient=to, sender=SENDER, subject=f"Invoice {number}",
+        html_body=f"<p>Invoice {number}</p>", text_body=f"Invoice {number}", pdf_bytes=PDF,
+        pdf_filename=f"{number}.pdf", message_id_domain=DOMAIN, idempotency_key=key)
+    send = PlannedSend(EMAIL, to, email_payload(message), f"{number}.eml", "message/rfc822")
+    return OutboxItem(invoice_id=invoice_id, invoice_number=number, document_id=f"pdf-{number}",
+                      account_key=None, plan=(send,))
+
+
+def test_a_reminder_no_longer_due_is_never_sent_by_the_invoice_run_or_the_dunning_run(
+        built, smtp_server, tmp_path):
+    """The mail server is down at the first dunning run: INV-A1's and INV-C2's reminders and
+    INV-C1's hand-over wait for a retry. A later run claimed INV-C2's reminder and stopped
+    (its lease long expired: in doubt). INV-C2's invoice document is queued too. Then
+    Gamma pays INV-C2 (ERP balance 200.00 -> 0.00) and the marts are rebuilt.
+
+    The invoice delivery run comes first at night: it claims invoice documents only, so it
+    sends INV-C2's invoice and none of the three reminders, not even the one in doubt. The
+    dunning run then plans INV-A1 and INV-C1 (both already queued; INV-C2 is no longer
+    open) and sends those two; INV-C2's reminder, claimed in doubt, is checked at send
+    time, kept back as not due and goes back to queued. 1 invoice + 2 reminders reach the
+    mail server, and no reminder of INV-C2.
+    """
+    warehouse = built.copy_to(tmp_path)
+    settings = _settings(tmp_path, warehouse, smtp_server)
+    smtp_server.stop()
+    first = run_reminders(settings, "run-1", retry=NO_WAIT)
+    box = Outbox(settings.ops_store)
+    c2_reminder = document_key("c2", "reminder_reminder")
+    with opsdb.connect(settings.ops_store) as store:
+        store.execute("update outbox set status = 'claimed', claimed_by = 'run-0/1/stopped', "
+                      "lease_expires_at = '2026-03-14T00:00:00.000000Z' "
+                      "where document_key = ?", (c2_reminder,))
+        store.commit()
+    box.enqueue([_invoice_email("c2", "INV-C2", "ap@gamma-retail.example")], "invoice-run")
+    with connect(warehouse) as conn:
+        conn.execute("update raw_quickbooks.invoice set balance = '0.00' where id = 'c2'")
+    rebuilt = run_dbt(tmp_path, warehouse, "run", "--select", "fct_invoices",
+                      "mart_dunning_actions")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    smtp_server.start()
+
+    invoice_run = box.process(delivery_channels(settings), "invoice-run", retry=NO_WAIT)
+    invoice_mail = [str(m.parsed()["X-Q2C-Invoice-Number"]) for m in smtp_server.messages]
+    second = run_reminders(settings, "run-2", retry=NO_WAIT)
+
+    assert (first.counts()["queued_now"], first.counts()["failed_retry"]) == (3, 3)
+    assert invoice_run.counts()["sent"] == 1 and invoice_mail == ["INV-C2"]
+    assert (second.counts()["due"], second.counts()["already_queued"],
+            second.counts()["sent"]) == (2, 2, 2)
+    assert second.outbox.counts()["held"] == 1
+    reminders = sorted((str(m.parsed()["X-Q2C-Invoice-Number"]),
+                        str(m.parsed()["X-Q2C-Dunning-Stage"]))
+                       for m in smtp_server.messages[1:])
+    assert reminders == [("INV-A1", "reminder"), ("INV-C1", "handoff")]
+    with opsdb.connect(settings.ops_store) as store:
+        (status,) = store.execute("select status from outbox where document_key = ?",
+                                  (c2_reminder,)).fetchone()
+        events = read_events(store, c2_reminder)
+    assert status == "queued"
+    assert [e.event for e in events if e.event in ("sent", "held")] == ["held"]
+    assert "no longer due tonight" in next(e.detail for e in events if e.event == "held")
 
 
 def test_with_dunning_off_the_run_says_what_it_would_queue_and_sends_nothing(built, tmp_path):

@@ -191,21 +191,28 @@ _NODES = {
 }
 
 
+# Tests: one on b_model, one relating b_only to a_model, one on source b.
+_TESTS = {
+    "test.p.unique_b": ["model.p.b_model"],
+    "test.p.relation_b_only_a": ["model.p.b_only", "model.p.a_model"],
+    "test.p.source_b_not_null": ["source.p.s.b"],
+}
+
+
 def _manifest() -> dict:
-    children: dict[str, list[str]] = {"source.p.s.a": [], "source.p.s.b": []}
-    for node, parents in _NODES.items():
-        children.setdefault(node, [])
+    parent_map = {**_NODES, **_TESTS, "source.p.s.a": [], "source.p.s.b": []}
+    children: dict[str, list[str]] = {uid: [] for uid in parent_map}
+    for node, parents in parent_map.items():
         for parent in parents:
-            children.setdefault(parent, []).append(node)
+            children[parent].append(node)
+    nodes = {uid: {"resource_type": "model", "schema": "marts", "name": uid.rsplit(".", 1)[1],
+                   "alias": uid.rsplit(".", 1)[1], "fqn": ["p", uid.rsplit(".", 1)[1]],
+                   "config": {"materialized": "table"}} for uid in _NODES}
+    nodes |= {uid: {"resource_type": "test", "config": {}} for uid in _TESTS}
     return {
         "sources": {f"source.p.s.{name}": {"schema": "raw", "identifier": name, "name": name,
                                            "source_name": "s"} for name in ("a", "b")},
-        "nodes": {uid: {"resource_type": "model", "schema": "marts",
-                        "name": uid.rsplit(".", 1)[1], "alias": uid.rsplit(".", 1)[1],
-                        "fqn": ["p", uid.rsplit(".", 1)[1]],
-                        "config": {"materialized": "table"}} for uid in _NODES},
-        "parent_map": {**_NODES, "source.p.s.a": [], "source.p.s.b": []},
-        "child_map": children,
+        "nodes": nodes, "parent_map": parent_map, "child_map": children,
     }
 
 
@@ -247,6 +254,22 @@ def test_a_changed_source_builds_what_is_downstream_of_it(built):
     assert plan.build == {"model.p.a_model", "model.p.both_model"}
     assert plan.keep == ["model.p.b_model", "model.p.b_only"]  # parents before children
     assert plan.exclude == ["fqn:p.b_model", "fqn:p.b_only", "source:s.b"]
+
+
+def test_only_tests_whose_every_parent_was_kept_keep_their_last_result(built):
+    passed = {"passed": True, "severity": "ERROR", "run_id": "r1"}
+    first = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    record_build(built, "build", first, "r1", {uid: passed for uid in _TESTS})
+    built.execute("insert into raw.a values (3)")
+
+    plan = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    record_build(built, "build", plan, "r2", {})
+    after = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+
+    # b_model and source b are kept; the relation test also reads the rebuilt a_model.
+    assert plan.still_valid_tests == {"test.p.unique_b", "test.p.source_b_not_null"}
+    assert set(after.tests) == {"test.p.unique_b", "test.p.source_b_not_null"}
+    assert after.tests["test.p.unique_b"] == passed
 
 
 def test_changed_project_or_vars_and_missing_models_build_everything(built):
@@ -341,6 +364,11 @@ def test_unchanged_landing_runs_no_dbt_and_says_so(reruns):
     assert {meta["rebuilt"] for meta in models.values()} == {False}
     assert {meta["why_not_rebuilt"] for meta in models.values()} == {
         f"no source changed since run {first.run_id}"}
+    # The tests gating later steps report their result on the same rows in the first run.
+    reported = [evaluation for evaluation in second.get_asset_check_evaluations()
+                if "tested_in_run" in evaluation.metadata]
+    assert dg.AssetKey(["core", "fct_invoices"]) in {e.asset_key for e in reported}
+    assert {e.metadata["tested_in_run"].value for e in reported} == {first.run_id}
     # dbt ran in the first run only: each run of it leaves its log.
     assert (home / "logs" / f"dbt-build-{first.run_id}-build.log").is_file()
     assert not (home / "logs" / f"dbt-build-{second.run_id}-build.log").exists()

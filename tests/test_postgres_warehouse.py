@@ -742,7 +742,9 @@ def test_every_kpi_mart_and_the_listed_marts_are_published_in_reporting(built: d
     expected = {name for name in marts if name.startswith("kpi_")} | {
         "dim_accounts", "fct_invoices", "fct_invoice_lines", "fct_payments",
         "fct_payment_allocations", "fct_credit_notes", "fct_deliveries",
-        "mart_delivery_dead_letters", "mart_review_queue",
+        "mart_delivery_dead_letters", "mart_review_queue", "fct_invoice_balances",
+        "fct_cash_applications", "mart_unallocated_cash", "mart_reconciliation_exceptions",
+        "mart_reconciliation_summary",
     }
 
     assert expected - published == set()
@@ -754,8 +756,10 @@ def test_finance_dashboard_exposure_reads_only_reporting_models(built: dict) -> 
     nodes = built["manifest"]["nodes"]
 
     assert exposure["owner"]["name"] == "Finance" and exposure["type"] == "dashboard"
-    assert {nodes[p]["alias"] for p in parents} >= {"kpi_dso_monthly", "kpi_ar_aging",
-                                                    "fct_invoices", "fct_payments"}
+    assert {nodes[p]["alias"] for p in parents} >= {
+        "kpi_dso_monthly", "kpi_ar_aging", "fct_invoices", "fct_payments",
+        "fct_invoice_balances", "fct_cash_applications", "mart_unallocated_cash",
+        "mart_reconciliation_exceptions", "mart_reconciliation_summary"}
     assert {nodes[p]["schema"] for p in parents} == {"reporting"}
 
 

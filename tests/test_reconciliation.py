@@ -405,7 +405,7 @@ def test_the_reconciliation_models_build_and_their_tests_pass(seeded: dict) -> N
     tests = [uid for uid in statuses if uid.startswith("test.") and any(
         name.split(".")[-1] in uid for name in mine)]
 
-    assert len(mine) == 8 + 2 + 2
+    assert len(mine) == 9 + 2 + 2
     assert {statuses[uid] for uid in mine} == {"success"}
     assert len(tests) >= 20
     assert {statuses[uid] for uid in tests} == {"pass"}
@@ -457,6 +457,37 @@ def test_the_summary_mart_counts_every_item_compared(seeded: dict) -> None:
     assert compared == EXPECTED_COMPARED
     assert found == EXPECTED_COUNTS
     assert sum(compared.values()) - sum(found.values()) == 26
+
+
+def test_allocation_and_reconciliation_read_one_match_of_charges_to_erp_payments(
+        seeded: dict) -> None:
+    """P-100, P-105, P-106, P-107 and P-108a record ch_ok, ch_eur, ch_short, ch_dup1 and
+    ch_twice by their references; P-108b records ch_twice a second time (rank 2). Those
+    charges are their ERP payments' cash, so q2c allocates none of them. The gateway cash
+    q2c does allocate is the charges no ERP payment records: ch_noerp 300.00 to Q-102 and
+    ch_today 70.00 to Q-103 (ch_dup2 finds Q-107 paid by P-107, ch_ghost no Q-999), and
+    that is exactly the gateway_amount the invoice_balance check adds to q2c's balance."""
+    matches = query(seeded["warehouse"], """
+        select payment_id, charge_id, match_rank
+        from intermediate.int_gateway_charge_erp_matches order by payment_id
+    """)
+    allocated = query(seeded["warehouse"], """
+        select p.source_id, i.invoice_number, a.amount
+        from core.fct_cash_applications as a
+        inner join core.fct_payments as p on a.payment_key = p.payment_key
+        inner join core.fct_invoices as i on a.invoice_key = i.invoice_key
+        where p.source_system = 'stripe' and not a.is_erp_recorded order by 1
+    """)
+    awaiting = query(seeded["warehouse"], """
+        select invoice_number, gateway_amount from intermediate.int_invoice_balances_compared
+        where gateway_amount is not null order by 1
+    """)
+
+    assert matches == [("P-100", "ch_ok", 1), ("P-105", "ch_eur", 1),
+                       ("P-106", "ch_short", 1), ("P-107", "ch_dup1", 1),
+                       ("P-108a", "ch_twice", 1), ("P-108b", "ch_twice", 2)]
+    assert allocated == [("ch_noerp", "Q-102", _d("300")), ("ch_today", "Q-103", _d("70"))]
+    assert awaiting == [("Q-102", _d("300")), ("Q-103", _d("70"))]
 
 
 def test_a_clean_set_has_no_exceptions(clean: dict) -> None:
@@ -548,7 +579,7 @@ def test_postgres_reconciles_row_for_row_like_duckdb(seeded: dict, tmp_path: Pat
                 assert on_postgres == on_duckdb, relation
         finally:
             pg.close()
-    assert len(relations) == 8 + 2 * 2
+    assert len(relations) == 9 + 2 * 2
 
 
 # ---------------------------------------------------------------------------------------

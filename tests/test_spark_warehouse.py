@@ -1,16 +1,12 @@
-"""The same dbt project on Apache Spark: its core and KPI marts equal DuckDB's, row for row.
+"""The same dbt project on Apache Spark: its marts equal DuckDB's, row for row.
 
-One module-scoped run: generated demo data is ingested into DuckDB, the core and KPI marts
-and every model they read are built there, `q2c warehouse load-spark` copies the raw layer
-into a local Spark (pyspark, dbt-spark's session method, Hive metastore in a temporary
-folder), and the same selection is built with `--target spark` in this process, on the one
-Spark session the module starts. The marts compared are read from DuckDB's manifest, so a
-new core or KPI mart is compared as soon as it exists.
-
-Only core and KPI (and their parents) are built on Spark: the whole project takes about
-twice as long there, and the delivery marts and reporting views use no macro the selection
-does not already exercise except the contract check, which the reporting test in
-test_postgres_warehouse.py covers on a second warehouse.
+One module-scoped run: generated demo data is ingested into DuckDB and every seed and model
+is built there, `q2c warehouse load-spark` copies the raw layer into a local Spark (pyspark,
+dbt-spark's session method, Hive metastore in a temporary folder), and the whole project is
+built again with `--target spark` in this process, on the one Spark session the module
+starts (about two minutes on 2 cores; dbt's data tests run on DuckDB elsewhere and are left
+out here). The core, KPI and delivery marts and the reporting views are compared; they are
+read from DuckDB's manifest, so a new mart is compared as soon as it exists.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from q2c.review import ensure_review_warehouse_tables
 from q2c.sources.landing import load_source
 from q2c.sources.schema import DEFAULT_SOURCES
 from q2c.warehouse import connect
-from q2c.warehouse_spark import spark_session
+from q2c.warehouse_spark import SparkWarehouseError, session_config, spark_session
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
@@ -43,9 +39,35 @@ DBT = Path(sys.executable).parent / "dbt"
 AS_OF = dt.date(2026, 11, 30)
 DBT_VARS = json.dumps({"as_of_date": AS_OF.isoformat(),
                        "as_of_timestamp": f"{AS_OF.isoformat()} 12:00:00"})
-COMPARED_FOLDERS = ("models/marts/core/", "models/marts/kpi/")
-SELECTION = ["--select", "+path:models/marts/core +path:models/marts/kpi",
-             "--resource-type", "model", "--resource-type", "seed"]
+COMPARED_FOLDERS = ("models/marts/core/", "models/marts/kpi/", "models/marts/delivery/",
+                    "models/reporting/")
+SELECTION = ["--resource-type", "model", "--resource-type", "seed"]
+
+
+def _record_review_queue(conn: duckdb.DuckDBPyConnection) -> None:
+    """Three documents for the review marts (time differences in seconds, hour ratios):
+    pending 30 hours, approved after 5 hours and rejected after 30, each with a 24 h SLA."""
+    invoices = conn.execute(
+        "select id, doc_number, upper(currency_id), total_amount, "
+        "cast(left(transaction_date, 10) as date) from raw_quickbooks.invoice "
+        "order by id limit 3").fetchall()
+    as_of = dt.datetime.combine(AS_OF, dt.time(12))
+    for (invoice_id, number, currency, total, issued), (status, hours_ago, decided_after) in zip(
+        invoices, [("pending", 30, None), ("approved", 50, 5), ("rejected", 80, 30)],
+        strict=True,
+    ):
+        queued = as_of - dt.timedelta(hours=hours_ago)
+        decided = queued + dt.timedelta(hours=decided_after) if decided_after else None
+        conn.execute(
+            "insert into q2c_ops.review_queue (invoice_id, invoice_number, document_kind, "
+            "currency, total_amount, issue_date, reasons, rule_ids, status, queued_at, "
+            "sla_hours, sla_due_at, decided_by, decided_at, policy_version, policy_hash, "
+            "exported_at) values (?, ?, 'invoice', ?, ?, ?, 'high_value', 'high_value', ?, ?, "
+            "24, ?, ?, ?, '3', ?, ?)",
+            [invoice_id, number, currency, Decimal(total), issued, status, queued,
+             queued + dt.timedelta(hours=24), "ar.lead" if decided else None, decided,
+             "f" * 64, as_of],
+        )
 
 
 def _build_raw_layer(folder: Path) -> Path:
@@ -56,6 +78,7 @@ def _build_raw_layer(folder: Path) -> Path:
             load_source(conn, landing, source, "test-run")
         conn.execute(DELIVERY_WAREHOUSE_DDL)
         ensure_review_warehouse_tables(conn)
+        _record_review_queue(conn)
     return path
 
 
@@ -157,7 +180,7 @@ def _models(manifest: dict, folders: tuple[str, ...]) -> list[dict]:
 # ---------------------------------------------------------------------------------------
 # Identical marts
 # ---------------------------------------------------------------------------------------
-def test_every_core_and_kpi_mart_is_identical_on_duckdb_and_spark(built: dict) -> None:
+def test_every_mart_and_reporting_view_is_identical_on_duckdb_and_spark(built: dict) -> None:
     models = _models(built["manifest"], COMPARED_FOLDERS)
     differences, row_counts = [], {}
     with duckdb.connect(str(built["warehouse"]), read_only=True) as duck:
@@ -170,8 +193,16 @@ def test_every_core_and_kpi_mart_is_identical_on_duckdb_and_spark(built: dict) -
 
     assert differences == [], "\n".join(differences)
     for relation in ("core.dim_accounts", "core.fct_invoices", "core.fct_payments",
-                     "kpi.kpi_ar_aging", "kpi.kpi_ar_aging_history", "kpi.kpi_dso_monthly"):
+                     "kpi.kpi_ar_aging", "kpi.kpi_ar_aging_history", "kpi.kpi_dso_monthly",
+                     "delivery.mart_review_queue", "delivery.kpi_approval_sla",
+                     "reporting.fct_invoices", "reporting.kpi_dso_monthly"):
         assert row_counts.get(relation, 0) > 0, f"{relation} is empty or was not compared"
+    # The one document still pending was queued 30 hours before 12:00 on the as-of day
+    # with a 24-hour SLA: 30.00 hours old, 24 - 30 = -6.00 hours left.
+    waiting = built["spark"].sql(
+        "select age_hours, hours_to_sla, is_sla_breached from delivery.mart_review_queue")
+    assert [tuple(row) for row in waiting.collect()] == [
+        (Decimal("30.00"), Decimal("-6.00"), True)]
 
 
 def test_load_spark_copies_every_raw_table_with_its_types(built: dict) -> None:
@@ -198,6 +229,24 @@ def test_load_spark_copies_every_raw_table_with_its_types(built: dict) -> None:
     assert invoice_types["_q2c_loaded_at"] == "timestamp"
     assert review_types["total_amount"] == "decimal(20,4)"
     assert review_types["queued_at"] == "timestamp"
+
+
+def test_the_session_is_dbts_spark_target_and_keeps_its_metastore(
+    built: dict, tmp_path: Path
+) -> None:
+    """The loader and dbt read one profile; a second folder in the same process is refused
+    rather than loaded into the first one's metastore."""
+    home = built["folder"] / "spark"
+    config = session_config(home)
+    conf = built["spark"].conf
+
+    assert config["spark.master"] == "local[2]" and conf.get("spark.master") == "local[2]"
+    assert config["spark.sql.warehouse.dir"] == f"{home}/warehouse"
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.sql.shuffle.partitions") == "2"
+    assert conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    with pytest.raises(SparkWarehouseError, match="already runs Spark on"):
+        spark_session(tmp_path / "other")
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,8 +284,8 @@ def _edge_case_sql() -> str:
 
 def test_macros_parse_edge_cases_alike_on_duckdb_and_spark(built: dict) -> None:
     inline = ["compile", "--quiet", "--inline", _edge_case_sql()]
-    duck_sql = _dbt_duckdb(inline, built["folder"] / "compile-duckdb").stdout
-    spark_result = _dbt_spark(inline, built["folder"] / "compile-spark")
+    duck_sql = _dbt_duckdb(inline, built["folder"] / "duckdb").stdout  # parsed there before
+    spark_result = _dbt_spark(inline, built["folder"] / "spark-dbt")
     spark_sql = spark_result.result.results[0].node.compiled_code
     duck_rows = duckdb.connect().execute(duck_sql).fetchall()
     spark_rows = [tuple(_spark_value(v) for v in row)

@@ -13,8 +13,11 @@
    owner by email for the hand-over.
 4. Queue them in the outbox, cancel queued reminders that are no longer due (paid,
    disputed, promised, held or overtaken by the next stage), and deliver the reminder rows
-   through the outbox, which records every attempt in the hash-chained audit trail. The
-   invoice deliveries in the same outbox are left to the invoice delivery run.
+   through the outbox, which records every attempt in the hash-chained audit trail. Right
+   before each send the reminder is checked against tonight's due reminders once more; one
+   that is not due stays back. The invoice deliveries in the same outbox are left to the
+   invoice delivery run, which in turn claims invoice documents only
+   (`q2c.delivery.outbox.DOCUMENT_KINDS`): no reminder goes out unchecked.
 
 With dunning switched off (`dunning_enabled`, the default) steps 1 and 2 run and the
 report says what would be queued; nothing is queued, cancelled or sent.
@@ -214,7 +217,8 @@ def run_reminders(
     if pending:
         report.outbox = box.process(
             channels, run_id, retry=retry or RetryPolicy(), invoice_ids=pending,
-            hold=_reminders_only(settings, run_id),
+            hold=_still_due(settings, run_id, plan.due_keys),
+            kinds=[stage.kind for stage in policy.stages],
         )
     _export(settings)
     log.info("reminders for %s: %s", as_of, report.counts())
@@ -469,25 +473,28 @@ def _cancel_no_longer_due(box: Outbox, due_keys: set[str]) -> list[str]:
     return cancelled
 
 
-def _reminders_only(settings: Settings, run_id: str):
-    """The outbox hold of the reminder run: reminder rows go, anything else stays queued.
+def _still_due(settings: Settings, run_id: str, due_keys: set[str]):
+    """The outbox hold of the reminder run: the due-check made at send time.
 
-    The run claims the rows of invoices with unsent reminders; an invoice delivery of the
-    same invoice still waiting in the outbox belongs to the invoice delivery run, with
-    its own review gate.
+    The run claims reminder rows only; the one it has just claimed goes out when tonight's
+    mart still calls for it (`due_keys`), and stays back otherwise: a reminder left in
+    doubt by an earlier run whose invoice has been paid, disputed or promised since.
     """
     prefix = f"{run_id}/{os.getpid()}/"
 
     def hold(invoice_id: str) -> str | None:
         with opsdb.connect(settings.ops_store) as conn:
             row = conn.execute(
-                "select kind from outbox where invoice_id = ? and status = ? "
+                "select document_key, kind from outbox where invoice_id = ? and status = ? "
                 "and substr(claimed_by, 1, ?) = ?",
                 (invoice_id, CLAIMED, len(prefix), prefix),
             ).fetchone()
-        if row is not None and str(row[0]).startswith(REMINDER_KIND_PREFIX):
+        if row is None or not str(row[1]).startswith(REMINDER_KIND_PREFIX):
+            return "left to the invoice delivery run: the reminder run sends reminders only"
+        if row[0] in due_keys:
             return None
-        return "left to the invoice delivery run: the reminder run sends reminders only"
+        return ("no longer due tonight: paid, disputed, promised, held or overtaken by the "
+                "next stage since it was queued")
 
     return hold
 

@@ -90,6 +90,9 @@ HELD = "held"
 ACCEPTED_ACK_STATUSES = frozenset({"A", "E"})
 
 KEY_VERSION = "q2c-outbox-v1"
+# The kinds of the invoice documents; a reminder's kind is `reminder_<stage>`, sent only
+# by the dunning run, which checks right before the send that it is still due.
+DOCUMENT_KINDS = frozenset({"invoice", "credit_note"})
 DEFAULT_LEASE_SECONDS = 300.0
 _ENQUEUE_CHUNK = 200
 
@@ -505,6 +508,7 @@ class Outbox:
         hold: Callable[[str], str | None] | None = None,
         invoice_ids: Collection[str] | None = None,
         pace: SendPace | None = None,
+        kinds: Collection[str] = DOCUMENT_KINDS,
     ) -> OutboxReport:
         """Deliver due rows until none is left (or `limit` rows were claimed).
 
@@ -523,15 +527,18 @@ class Outbox:
                 delivers those days); None claims every due row.
             pace: Spaces the sends out (`SendPace`); None sends as fast as the channels
                 take them.
+            kinds: Claim only rows of these kinds; the invoice documents by default, so an
+                invoice run never sends a reminder the dunning run has not checked.
         """
         retry = retry or RetryPolicy()
         only = None if invoice_ids is None else json.dumps(sorted(set(invoice_ids)))
+        of_kinds = json.dumps(sorted(set(kinds)))
         worker = f"{run_id}/{os.getpid()}/{secrets.token_hex(4)}"
         report = OutboxReport(run_id=run_id, worker=worker)
         breaker = _Breaker(retry.trip_after)
         with connect(self.store_path) as conn:
             while limit is None or len(report.outcomes) < limit:
-                claim = self._claim(conn, worker, run_id, only)
+                claim = self._claim(conn, worker, run_id, only, of_kinds)
                 if claim is None:
                     break
                 outcome = self._deliver(conn, claim, channels, worker, run_id, retry, breaker,
@@ -542,13 +549,14 @@ class Outbox:
         return report
 
     def _claim(self, conn: sqlite3.Connection, worker: str, run_id: str,
-               only: str | None = None) -> _Claim | None:
+               only: str | None = None, of_kinds: str | None = None) -> _Claim | None:
         """Take the next due row under a lease, or None when nothing is due.
 
         Due: queued or failed_retry whose next attempt time has come, and not already
         handled by this worker (a row deferred in this run waits for the next run); or
         claimed by someone whose lease has expired (in doubt). With `only` (a JSON list of
-        invoice ids), rows of other invoices are left to other runs.
+        invoice ids), rows of other invoices are left to other runs; with `of_kinds` (a
+        JSON list of kinds), so are rows of other kinds.
         """
         now = self._stamp()
         with transaction(conn):
@@ -559,10 +567,12 @@ class Outbox:
                         and coalesce(claimed_by, '') <> ?)
                     or (status = ? and lease_expires_at <= ? and claimed_by <> ?))
                   and (? is null or invoice_id in (select value from json_each(?)))
+                  and (? is null or kind in (select value from json_each(?)))
                 order by coalesce(next_attempt_at, queued_at), queued_at, document_key
                 limit 1
                 """,
-                (QUEUED, FAILED_RETRY, now, worker, CLAIMED, now, worker, only, only),
+                (QUEUED, FAILED_RETRY, now, worker, CLAIMED, now, worker, only, only,
+                 of_kinds, of_kinds),
             ).fetchone()
             if row is None:
                 return None

@@ -73,6 +73,8 @@ def load_changed_source(
             loads.append(kept)
             continue
         load = load_table(conn, folder, table)
+        if fingerprint is not None and not _still(path, table, fingerprint):
+            fingerprint = None  # the file changed while it was read: load it again next run
         _remember(conn, table, load, fingerprint, run_id)
         loads.append(load)
 
@@ -81,6 +83,13 @@ def load_changed_source(
         log.info("raw_%s.%s: %s, %d rows, %d quarantined %s", source, load.table.name,
                  load.status, load.rows_loaded, load.rows_quarantined, load.message)
     return loads
+
+
+def _still(path: Path, table: RawTable, fingerprint: str) -> bool:
+    try:
+        return file_fingerprint(path, table) == fingerprint
+    except OSError:
+        return False
 
 
 def _state_name(table: RawTable) -> str:

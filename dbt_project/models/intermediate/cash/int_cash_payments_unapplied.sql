@@ -5,7 +5,12 @@
     invoice number counts as unapplied here and is allocated by that reference. The
     refunds and chargebacks of such a charge, and those that name no invoice
     (reversal_amount, positive), follow the allocation q2c makes of the payment
-    (int_cash_reversals_followed). -#}
+    (int_cash_reversals_followed).
+
+    A gateway charge that an ERP payment records (int_gateway_charge_erp_matches) is the
+    same money as that ERP payment: recorded_by_payment_key names the first such payment,
+    and the charge leaves nothing for q2c to allocate, to reverse or to list as
+    unallocated. Its cash is allocated once, as the ERP payment. -#}
 with
 
 payments as (
@@ -17,6 +22,24 @@ payments as (
 lines as (
 
     select * from {{ ref('int_cash_payment_lines_resolved') }}
+
+),
+
+charge_matches as (
+
+    select * from {{ ref('int_gateway_charge_erp_matches') }}
+
+),
+
+recorded_charges as (
+
+    select
+        charge_payment_key,
+        payment_key as recorded_by_payment_key
+
+    from charge_matches
+
+    where match_rank = 1
 
 ),
 
@@ -64,13 +87,25 @@ joined as (
         payments.amount as payment_amount,
         payments.unapplied_amount as erp_unapplied_amount,
         coalesce(applied.erp_applied_amount, 0) as erp_applied_amount,
-        coalesce(applied.unknown_invoice_amount, 0) as unknown_invoice_amount,
-        coalesce(applied.reversal_amount, 0) as reversal_amount
+        case
+            when recorded_charges.recorded_by_payment_key is null
+                then coalesce(applied.unknown_invoice_amount, 0)
+            else 0
+        end as unknown_invoice_amount,
+        case
+            when recorded_charges.recorded_by_payment_key is null
+                then coalesce(applied.reversal_amount, 0)
+            else 0
+        end as reversal_amount,
+        recorded_charges.recorded_by_payment_key
 
     from payments
 
     left join applied
         on payments.payment_key = applied.payment_key
+
+    left join recorded_charges
+        on payments.payment_key = recorded_charges.charge_payment_key
 
 ),
 
@@ -91,6 +126,7 @@ final as (
         cast(reversal_amount as decimal(20, 4)) as reversal_amount,
         cast(
             case
+                when recorded_by_payment_key is not null then 0
                 when coalesce(payment_amount, 0) - erp_applied_amount
                     - unknown_invoice_amount > 0
                     then coalesce(payment_amount, 0) - erp_applied_amount
@@ -98,7 +134,8 @@ final as (
                 else 0
             end
             as decimal(20, 4)
-        ) as unapplied_amount
+        ) as unapplied_amount,
+        recorded_by_payment_key
 
     from joined
 

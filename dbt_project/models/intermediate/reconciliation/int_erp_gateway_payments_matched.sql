@@ -1,7 +1,6 @@
-{#- The ERP's card and gateway payments, each with the gateway charge it records. An ERP
-    payment records a charge when its reference is the charge id, the charge's payment
-    intent or its receipt number (compared without case; the charge id wins over the
-    others). A payment that matches no charge is still a gateway payment when its
+{#- The ERP's card and gateway payments, each with the gateway charge it records
+    (int_gateway_charge_erp_matches, where q2c decides which ERP payment records which
+    charge). A payment that records no charge is still a gateway payment when its
     reference starts with a gateway id prefix (var reconciliation_gateway_reference_prefixes)
     or its payment method is a gateway one (var reconciliation_gateway_payment_methods):
     those are what the gateway never captured. match_rank numbers the ERP payments of one
@@ -26,9 +25,9 @@ payments as (
 
 ),
 
-charges as (
+charge_matches as (
 
-    select * from {{ ref('int_gateway_charges_netted') }}
+    select * from {{ ref('int_gateway_charge_erp_matches') }}
 
 ),
 
@@ -65,64 +64,22 @@ erp_payments as (
 
 ),
 
-charge_references as (
-
-    select upper(charge_id) as reference_key, charge_id, 1 as match_order
-    from charges
-
-    union all
-
-    select upper(payment_intent_id) as reference_key, charge_id, 2 as match_order
-    from charges
-    where payment_intent_id is not null
-
-    union all
-
-    select upper(reference_number) as reference_key, charge_id, 3 as match_order
-    from charges
-    where reference_number is not null
-
-),
-
-ranked_matches as (
-
-    select
-        erp_payments.payment_key,
-        charge_references.charge_id,
-        row_number() over (
-            partition by erp_payments.payment_key
-            order by charge_references.match_order, charge_references.charge_id
-        ) as match_preference
-
-    from erp_payments
-
-    inner join charge_references
-        on erp_payments.reference_key = charge_references.reference_key
-
-),
-
-best_matches as (
-
-    select payment_key, charge_id
-    from ranked_matches
-    where match_preference = 1
-
-),
-
 gateway_payments as (
 
     select
         erp_payments.*,
-        best_matches.charge_id
+        charge_matches.charge_id,
+        charge_matches.match_rank,
+        charge_matches.first_payment_id
 
     from erp_payments
 
-    left join best_matches
-        on erp_payments.payment_key = best_matches.payment_key
+    left join charge_matches
+        on erp_payments.payment_key = charge_matches.payment_key
 
     where {{ 'true' if stripe_enabled else 'false' }}
         and (
-            best_matches.charge_id is not null
+            charge_matches.charge_id is not null
             {%- for prefix in prefixes %}
             or substring(lower(erp_payments.reference_key), 1, {{ prefix | length }})
                 = '{{ prefix | lower }}'
@@ -160,53 +117,29 @@ paid_invoices as (
 
 ),
 
-ranked as (
-
-    select
-        gateway_payments.*,
-        case
-            when gateway_payments.charge_id is not null
-                then row_number() over (
-                    partition by gateway_payments.charge_id
-                    order by gateway_payments.payment_date, gateway_payments.payment_id
-                )
-        end as match_rank,
-        case
-            when gateway_payments.charge_id is not null
-                then first_value(gateway_payments.payment_id) over (
-                    partition by gateway_payments.charge_id
-                    order by gateway_payments.payment_date, gateway_payments.payment_id
-                    rows between unbounded preceding and unbounded following
-                )
-        end as first_payment_id
-
-    from gateway_payments
-
-),
-
 final as (
 
     select
-        ranked.payment_key,
-        ranked.source_system,
-        ranked.payment_id,
-        ranked.account_key,
-        ranked.currency,
-        ranked.amount,
-        ranked.payment_date,
-        ranked.payment_method,
-        ranked.reference_number,
+        gateway_payments.payment_key,
+        gateway_payments.source_system,
+        gateway_payments.payment_id,
+        gateway_payments.account_key,
+        gateway_payments.currency,
+        gateway_payments.amount,
+        gateway_payments.payment_date,
+        gateway_payments.payment_method,
+        gateway_payments.reference_number,
         paid_invoices.invoice_key,
         paid_invoices.invoice_id,
         paid_invoices.invoice_number,
-        ranked.charge_id,
-        cast(ranked.match_rank as integer) as match_rank,
-        ranked.first_payment_id
+        gateway_payments.charge_id,
+        cast(gateway_payments.match_rank as integer) as match_rank,
+        gateway_payments.first_payment_id
 
-    from ranked
+    from gateway_payments
 
     left join paid_invoices
-        on ranked.payment_key = paid_invoices.payment_key
+        on gateway_payments.payment_key = paid_invoices.payment_key
         and paid_invoices.invoice_order = 1
 
 )

@@ -20,9 +20,9 @@ payments as (
 
 ),
 
-gateway_payments as (
+charge_matches as (
 
-    select * from {{ ref('int_erp_gateway_payments_matched') }}
+    select * from {{ ref('int_gateway_charge_erp_matches') }}
 
 ),
 
@@ -51,9 +51,8 @@ referenced as (
     where payments.source_system <> 'stripe'
         and trim(coalesce(payments.reference_number, '')) <> ''
         and not exists (
-            select 1 from gateway_payments
-            where gateway_payments.payment_key = payments.payment_key
-                and gateway_payments.charge_id is not null
+            select 1 from charge_matches
+            where charge_matches.payment_key = payments.payment_key
         )
 
 ),

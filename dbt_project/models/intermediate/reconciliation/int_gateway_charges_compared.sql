@@ -33,9 +33,9 @@ invoices as (
 
 ),
 
-erp_payments as (
+charge_matches as (
 
-    select * from {{ ref('int_erp_gateway_payments_matched') }}
+    select * from {{ ref('int_gateway_charge_erp_matches') }}
 
 ),
 
@@ -97,9 +97,11 @@ kept_charges as (
 
 ),
 
+{#- The first ERP payment recording the charge (a second is int_erp_gateway_payments_compared's
+    duplicate). -#}
 recorded as (
 
-    select * from erp_payments
+    select * from charge_matches
     where match_rank = 1
 
 ),

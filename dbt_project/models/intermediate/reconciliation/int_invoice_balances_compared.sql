@@ -1,12 +1,14 @@
 {#- Per invoice, the open balance the ERP states against the one q2c computes from the
     invoice, its credit notes and the cash allocated to it (fct_invoice_balances). Part of
-    q2c's allocations can be gateway cash no ERP payment records yet: a charge that names
-    the invoice and that q2c applied by its reference. That cash is reported on the
-    charge's own row (missing_in_erp, or nothing while the grace days last), so here it is
-    the third view, gateway_amount, and the ERP should show
-    q2c_amount + gateway_amount. difference_amount = erp_amount - q2c_amount -
-    gateway_amount; beyond the currency's tolerance it is an amount_mismatch. An ERP that
-    states no balance has nothing to compare and is not an exception. -#}
+    q2c's allocations can be gateway cash no ERP payment records yet: a Stripe charge q2c
+    allocated by its own rules. A charge an ERP payment records is never allocated by q2c
+    (int_gateway_charge_erp_matches: that money is the ERP payment's), so every such
+    allocation is cash still awaiting the ERP. It is reported on the charge's own row
+    (missing_in_erp once the grace days have passed), so here it is the third view,
+    gateway_amount, and the ERP should show q2c_amount + gateway_amount.
+    difference_amount = erp_amount - q2c_amount - gateway_amount; beyond the currency's
+    tolerance it is an amount_mismatch. An ERP that states no balance has nothing to
+    compare and is not an exception. -#}
 with
 
 balances as (
@@ -21,53 +23,28 @@ applications as (
 
 ),
 
-charges as (
-
-    select * from {{ ref('int_gateway_charges_netted') }}
-
-),
-
-erp_gateway_payments as (
-
-    select * from {{ ref('int_erp_gateway_payments_matched') }}
-
-),
-
 tolerances as (
 
     select * from {{ ref('int_reconciliation_tolerances') }}
 
 ),
 
-unrecorded_charges as (
-
-    select charges.payment_key
-
-    from charges
-
-    where not exists (
-        select 1 from erp_gateway_payments
-        where erp_gateway_payments.charge_id = charges.charge_id
-    )
-
-),
-
-{#- q2c's own allocations of that cash; what an ERP or gateway recorded is not q2c's. -#}
+{#- q2c's own allocations of gateway cash (and their reversals); what an ERP or the
+    gateway recorded is not q2c's, and fees settle nothing. -#}
 awaiting_erp as (
 
     select
-        applications.invoice_key,
-        sum(applications.amount) as gateway_amount
+        invoice_key,
+        sum(amount) as gateway_amount
 
     from applications
 
-    inner join unrecorded_charges
-        on applications.payment_key = unrecorded_charges.payment_key
+    where source_system = 'stripe'
+        and not is_erp_recorded
+        and payment_key is not null
+        and allocation_type in ('payment', 'refund', 'chargeback')
 
-    where applications.allocation_rule not in ('erp_application', 'gateway_fee')
-        and applications.allocation_type <> 'fee'
-
-    group by applications.invoice_key
+    group by invoice_key
 
 ),
 
