@@ -75,6 +75,7 @@ def _execute(defs, instance: dg.DagsterInstance | None) -> NightlyResult:
     settings = load_settings()
     with connect(settings.warehouse_path, read_only=True) as conn:
         summary = build_summary(conn, settings, result.run_id)
+    summary += _failed_checks(result)
     if not result.success:
         summary += "\n\nThe run FAILED:" + "".join(
             f"\n  step {event.step_key}: {_failure_message(event)}"
@@ -87,6 +88,18 @@ def _execute(defs, instance: dg.DagsterInstance | None) -> NightlyResult:
         summary_path=write_summary(summary, settings.home),
         result=result,
     )
+
+
+def _failed_checks(result: dg.ExecuteInProcessResult) -> str:
+    """The asset checks this run failed, by asset and check, so none hides in the UI."""
+    failed = sorted(
+        (evaluation.asset_key.to_user_string(), evaluation.check_name,
+         evaluation.severity.value.lower())
+        for evaluation in result.get_asset_check_evaluations() if not evaluation.passed
+    )
+    lines = [f"  {asset}: {check} ({severity})" for asset, check, severity in failed]
+    return f"\n\nFailed asset checks of this run ({len(failed)}):\n" + (
+        "\n".join(lines) or "  none")
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:

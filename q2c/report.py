@@ -23,8 +23,8 @@ _LIST_LIMIT = 25
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
     try:
         return conn.execute(sql, params or []).fetchall()
-    except duckdb.CatalogException:
-        return []
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []  # a mart this deployment does not build (yet): its section says so
 
 
 def latest_run_id(conn: duckdb.DuckDBPyConnection) -> str | None:
@@ -172,6 +172,69 @@ def _aging(conn) -> list[str]:
     return lines if rows else lines[:2] + ["  no open invoices"]
 
 
+def _reconciliation(conn, settings_is_demo: bool) -> list[str]:
+    """Tonight's reconciliation exceptions, so a difference is read in the summary, not only
+    in the BI tool."""
+    rows = _rows(
+        conn,
+        "select reason_code, currency, count(*), sum(difference_amount) "
+        "from core.mart_reconciliation_exceptions group by 1, 2 order by 1, 2",
+    )
+    lines = ["", "Reconciliation exceptions (core.mart_reconciliation_exceptions, "
+                 "count and summed difference per currency):"]
+    lines += [f"  {reason}: {count} {currency or '-'} {_amount(total or 0, currency or '')}"
+              for reason, currency, count, total in rows] or ["  none"]
+    explained = _rows(
+        conn,
+        "with own as (select invoice_key, sum(amount) as amount from core.fct_cash_applications "
+        "where not is_erp_recorded group by 1) "
+        "select count(*) from core.mart_reconciliation_exceptions e join own using (invoice_key) "
+        "where e.check_name = 'invoice_balance' and e.difference_amount = own.amount",
+    )
+    if explained and explained[0][0]:
+        lines.append(f"  of these, {explained[0][0]} invoice balances differ by exactly the cash "
+                     "q2c allocated by its own rules and the ERP has not applied "
+                     "(core.fct_cash_applications, is_erp_recorded false): apply it in the ERP")
+        if settings_is_demo:
+            lines.append("  (the demo data overpays a few invoices on purpose; the ERP leaves "
+                         "that cash unapplied and q2c's oldest_first rule applies it)")
+    return lines
+
+
+def _unallocated(conn) -> list[str]:
+    rows = _rows(
+        conn,
+        "select currency, count(*), sum(unallocated_amount) from core.mart_unallocated_cash "
+        "group by 1 order by 1",
+    )
+    lines = ["", "Unallocated cash and credit (core.mart_unallocated_cash, no invoice took it):"]
+    lines += [f"  {currency}: {count} items, {_amount(total or 0, currency)}"
+              for currency, count, total in rows] or ["  none"]
+    return lines
+
+
+def _dunning(conn, settings: Settings) -> list[str]:
+    """What dunning owes tonight and whether it is sent: off by default, it only reports."""
+    actions = dict(_rows(
+        conn, "select dunning_action, count(*) from kpi.mart_dunning_actions group by 1"))
+    suppressed = _rows(
+        conn,
+        "select suppressed_reason, count(*) from kpi.mart_dunning_actions "
+        "where dunning_action = 'suppressed' group by 1 order by 1",
+    )
+    due = actions.get("remind", 0) + actions.get("hand_over", 0)
+    state = ("on: due reminders are queued and sent" if settings.dunning_enabled
+             else "off (Q2C_DUNNING_ENABLED): nothing is sent, the counts say what would be")
+    lines = ["", f"Dunning (kpi.mart_dunning_actions), {state}:"]
+    if not actions:
+        return lines + ["  no dunning actions (mart not built or no open invoice)"]
+    lines.append(f"  reminders due: {due} ({actions.get('remind', 0)} to customers, "
+                 f"{actions.get('hand_over', 0)} handed over to account owners)")
+    lines.append("  suppressed: " + (", ".join(f"{n} {reason}" for reason, n in suppressed)
+                                     or "none"))
+    return lines
+
+
 def build_summary(
     conn: duckdb.DuckDBPyConnection, settings: Settings, run_id: str | None = None
 ) -> str:
@@ -188,6 +251,9 @@ def build_summary(
     lines += _quality(conn, run_id)
     lines += _documents_and_delivery(conn, run_id, settings)
     lines += _aging(conn)
+    lines += _reconciliation(conn, settings.seller == Seller())
+    lines += _unallocated(conn)
+    lines += _dunning(conn, settings)
     lines += ["", f"Warehouse: {settings.warehouse_path}",
               f"Dagster UI on the same data: make ui (DAGSTER_HOME={settings.dagster_home})"]
     return "\n".join(lines)

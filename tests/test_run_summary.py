@@ -10,6 +10,8 @@ import base64
 import csv
 import datetime as dt
 import re
+from collections import Counter
+from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -21,9 +23,12 @@ from PIL import Image
 from assets.quality import quality_checks
 from q2c.demo import DUPLICATE_KEY, MISSING_KEY, generate
 from q2c.kpi_charts import HEIGHT_PX, MONTHS_SHOWN, WIDTH_PX
+from q2c.money import minor_units
+from q2c.report import build_summary
+from q2c.settings import load_settings
 from q2c.sources.landing import find_table_file, source_folder
 from q2c.sources.schema import tables_of
-from q2c.warehouse import connect
+from q2c.warehouse import OPS_SCHEMA, connect, ensure_ops_tables
 
 AS_OF = dt.date(2026, 11, 30)
 HOLD_KINDS = {"invalid_currency", "due_before_issue", "total_mismatch",
@@ -177,3 +182,75 @@ def test_the_charts_draw_one_point_per_mart_row_of_the_months_shown(small_run):
     assert points["kpi_dispute_rate"] == disputes > 0
     # Five buckets, one point each per snapshot day shown.
     assert points["kpi_ar_aging_eur"] == 5 * eur_days > 0
+
+
+def _money_text(total: Decimal, currency: str) -> str:
+    """How the summary prints an amount: the currency's minor units, thousands separated."""
+    return f"{total:,.{minor_units(currency)}f}"
+
+
+def test_the_summary_names_reconciliation_unallocated_cash_and_dunning(small_run):
+    summary = small_run["run"].summary
+    with connect(small_run["home"] / "warehouse.duckdb", read_only=True) as conn:
+        exceptions = conn.execute("select reason_code, currency, difference_amount "
+                                  "from core.mart_reconciliation_exceptions").fetchall()
+        unallocated = conn.execute("select currency, unallocated_amount "
+                                   "from core.mart_unallocated_cash").fetchall()
+        actions = conn.execute("select dunning_action, suppressed_reason "
+                               "from kpi.mart_dunning_actions").fetchall()
+
+    # Exceptions: one line per reason and currency, the count and the summed difference.
+    by_reason: dict[tuple[str, str], list[Decimal]] = {}
+    for reason, currency, difference in exceptions:
+        by_reason.setdefault((reason, currency), []).append(Decimal(difference or 0))
+    for (reason, currency), differences in by_reason.items():
+        assert (f"  {reason}: {len(differences)} {currency} "
+                f"{_money_text(sum(differences), currency)}") in summary
+    # Unallocated cash: one line per currency, items and their sum.
+    by_currency: dict[str, list[Decimal]] = {}
+    for currency, amount in unallocated:
+        by_currency.setdefault(currency, []).append(Decimal(amount))
+    assert by_currency, "the generated payments leave some cash unallocated"
+    for currency, amounts in by_currency.items():
+        assert (f"  {currency}: {len(amounts)} items, "
+                f"{_money_text(sum(amounts), currency)}") in summary
+    # Dunning, off by default: what is due is `remind` plus `hand_over`; suppressed by reason.
+    due = Counter(action for action, _ in actions)
+    suppressed = Counter(reason for action, reason in actions if action == "suppressed")
+    assert due["remind"] > 0
+    assert "Dunning (kpi.mart_dunning_actions), off (Q2C_DUNNING_ENABLED)" in summary
+    assert (f"  reminders due: {due['remind'] + due['hand_over']} ({due['remind']} to "
+            f"customers, {due['hand_over']} handed over to account owners)") in summary
+    assert "  suppressed: " + (", ".join(f"{n} {reason}" for reason, n in sorted(
+        suppressed.items())) or "none") in summary
+
+
+def test_the_summary_lists_every_failed_asset_check_of_the_run(small_run):
+    run = small_run["run"]
+    failed = sorted(
+        (e.asset_key.to_user_string(), e.check_name, e.severity.value.lower())
+        for e in run.result.get_asset_check_evaluations() if not e.passed)
+
+    assert failed
+    assert f"Failed asset checks of this run ({len(failed)}):" in run.summary
+    for asset, check, severity in failed:
+        assert f"\n  {asset}: {check} ({severity})" in run.summary
+    assert run.summary_path.read_text() == run.summary + "\n"
+
+
+def test_a_warehouse_without_the_marts_still_gets_a_summary(tmp_path, monkeypatch):
+    """Only the ingest record exists: every mart section says there is nothing, none fails."""
+    monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    monkeypatch.delenv("Q2C_CONFIG", raising=False)
+    settings = load_settings()
+    with connect(tmp_path / "warehouse.duckdb") as conn:
+        ensure_ops_tables(conn)
+        conn.execute(f"insert into {OPS_SCHEMA}.ingest_report (run_id, source, table_name, "
+                     "rows_loaded, rows_quarantined, status, loaded_at) values "
+                     "('run-1', 'quickbooks', 'invoice', 3, 0, 'loaded', now())")
+        summary = build_summary(conn, settings)
+
+    assert "q2c nightly run run-1" in summary
+    assert "Reconciliation exceptions (core.mart_reconciliation_exceptions" in summary
+    assert "Unallocated cash and credit (core.mart_unallocated_cash" in summary
+    assert "  no dunning actions (mart not built or no open invoice)" in summary
