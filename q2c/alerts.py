@@ -19,15 +19,21 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from q2c.delivery.envelope import EMAIL, Envelope
 from q2c.delivery.errors import DeliveryError
@@ -42,6 +48,8 @@ TIMESTAMP_HEADER = "X-Q2C-Timestamp"
 ALERT_ID_HEADER = "X-Q2C-Alert-Id"
 # An error message is cut here: enough to act on, short enough for any chat message.
 ERROR_LIMIT = 2000
+# At most this much of a refusing receiver's answer is read: its first words say why.
+ANSWER_LIMIT = 64 * 1024
 
 
 class AlertError(RuntimeError):
@@ -108,12 +116,22 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 @dataclass(frozen=True)
 class WebhookRetry:
-    """How often and how patiently a webhook is tried: 3 tries, 2 s then 4 s apart."""
+    """How often and how patiently a webhook is tried: 3 tries, 2 s then 4 s apart.
+
+    `read_timeout` bounds each wait for the next bytes, `deadline` a whole try (connecting,
+    sending, the answer's head and the part of its body that is read): a receiver that
+    sends a byte a second cannot hold the alert longer than that.
+    """
 
     attempts: int = 3
     first_delay: float = 2.0
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
+    deadline: float = 30.0
+
+
+class _TryFailed(Exception):
+    """One try got no usable answer; the message says why in words safe to log."""
 
 
 def post_webhook(url: str, failure: RunFailure, secret: str | None = None,
@@ -121,12 +139,17 @@ def post_webhook(url: str, failure: RunFailure, secret: str | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> int:
     """POST the alert as JSON; return the receiver's status code.
 
+    The URL's path and query often hold the receiver's token, so logs and errors name only
+    its scheme, host and port, and never quote the HTTP library's messages (which repeat
+    the URL, re-encoded).
+
     Raises:
         AlertError: The URL is not http(s); the receiver refused the alert (4xx, not
             retried: a resend would be refused too); or every try met a 5xx, a 429, a
             timeout or a connection error.
     """
     _check_url(url)
+    target = _target(url)
     body = json.dumps(webhook_payload(failure), sort_keys=True).encode()
     problem = ""
     for attempt in range(1, retry.attempts + 1):
@@ -136,39 +159,168 @@ def post_webhook(url: str, failure: RunFailure, secret: str | None = None,
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
         try:
-            answer = requests.post(url, data=body, headers=headers, allow_redirects=False,
-                                   timeout=(retry.connect_timeout, retry.read_timeout))
-        except requests.RequestException as exc:
-            problem = f"{type(exc).__name__}: {_without_secrets(str(exc), url)}"
+            status, answer, cut = _post_once(url, body, headers, retry)
+        except _TryFailed as exc:
+            problem = str(exc)
         else:
-            if 200 <= answer.status_code < 300:
+            if 200 <= status < 300:
                 logger.info("run %s: failure alert posted to %s (HTTP %d)", failure.run_id,
-                            _host(url), answer.status_code)
-                return answer.status_code
-            problem = f"HTTP {answer.status_code}: {shorten(answer.text, 200)}"
+                            target, status)
+                return status
+            late = f", cut at the {retry.deadline:g} s deadline" if cut else ""
+            problem = f"HTTP {status}{late}: {shorten(_scrub(answer, url), 200)}"
             # A redirect is refused too: following it would send the body somewhere else.
-            if answer.status_code < 500 and answer.status_code != 429:
+            if status < 500 and status != 429:
                 raise AlertError(
-                    f"the alert webhook {_host(url)} refused the alert of run "
+                    f"the alert webhook {target} refused the alert of run "
                     f"{failure.run_id} ({problem}); check Q2C_ALERT_WEBHOOK_URL and, if the "
                     "receiver checks signatures, Q2C_ALERT_WEBHOOK_SECRET"
                 )
         if attempt < retry.attempts:
             delay = retry.first_delay * 2 ** (attempt - 1)
             logger.warning("run %s: alert webhook %s try %d failed (%s); again in %.0f s",
-                           failure.run_id, _host(url), attempt, problem, delay)
+                           failure.run_id, target, attempt, problem, delay)
             sleep(delay)
     raise AlertError(
-        f"the alert webhook {_host(url)} did not take the alert of run {failure.run_id} in "
+        f"the alert webhook {target} did not take the alert of run {failure.run_id} in "
         f"{retry.attempts} tries (last: {problem}); check that the receiver is up"
     )
+
+
+def _post_once(url: str, body: bytes, headers: dict[str, str],
+               retry: WebhookRetry) -> tuple[int, str, bool]:
+    """One POST within `retry.deadline`: the status, unless 2xx the answer's start, and
+    whether the deadline cut the answer short.
+
+    A timer cuts the connection at the deadline, whatever it waits for. Only the first
+    `ANSWER_LIMIT` bytes of a refusal are read; a 2xx answer's body is not read at all.
+
+    Raises:
+        _TryFailed: No status came back: refused, timed out, dropped or cut.
+    """
+    adapter = _CuttableAdapter()
+    timer = threading.Timer(retry.deadline, adapter.cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        with requests.Session() as session:
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            with session.post(url, data=body, headers=headers, allow_redirects=False,
+                              stream=True,
+                              timeout=(retry.connect_timeout, retry.read_timeout)) as answer:
+                if 200 <= answer.status_code < 300:
+                    return answer.status_code, "", adapter.was_cut
+                start = _answer_start(answer)
+                return answer.status_code, start, adapter.was_cut
+    except requests.RequestException as exc:
+        raise _TryFailed(_what_failed(exc, retry, adapter.was_cut)) from None
+    finally:
+        timer.cancel()
+        adapter.release()
+
+
+def _answer_start(answer: requests.Response) -> str:
+    """Up to `ANSWER_LIMIT` bytes of the answer, as text; what came before a cut."""
+    data = bytearray()
+    try:
+        while len(data) < ANSWER_LIMIT:
+            chunk = answer.raw.read1(ANSWER_LIMIT - len(data), decode_content=True)
+            if not chunk:
+                break
+            data += chunk
+    except (Urllib3Error, OSError):
+        pass
+    return bytes(data[:ANSWER_LIMIT]).decode(answer.encoding or "utf-8", errors="replace")
+
+
+def _what_failed(exc: requests.RequestException, retry: WebhookRetry, was_cut: bool) -> str:
+    """The failure in q2c's words: the library's own message quotes the URL."""
+    name = type(exc).__name__
+    if was_cut:
+        return f"{name}: no complete answer within the {retry.deadline:g} s deadline"
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"{name}: no connection within {retry.connect_timeout:g} s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"{name}: nothing received for {retry.read_timeout:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"{name}: the TLS handshake failed; check the receiver's certificate"
+    if isinstance(exc, requests.ConnectionError):
+        return f"{name}: the connection was refused or dropped"
+    return f"{name}: the request could not be made"
+
+
+class _CuttableAdapter(HTTPAdapter):
+    """An HTTP adapter that can cut every connection it opened, from another thread.
+
+    A read timeout bounds each read only. Every socket this adapter opens is duplicated
+    here, and `cut()` shuts the connection down through the copy: the read, write or TLS
+    handshake waiting on it ends at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._copies: list[socket.socket] = []
+        self.was_cut = False
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes()
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = self._pool_classes()
+        return manager
+
+    def cut(self) -> None:
+        with self._lock:
+            self.was_cut = True
+            for copy in self._copies:
+                _shut(copy)
+
+    def release(self) -> None:
+        with self._lock:
+            for copy in self._copies:
+                copy.close()
+            self._copies.clear()
+
+    def _keep(self, sock: socket.socket) -> None:
+        with self._lock:
+            copy = sock.dup()
+            self._copies.append(copy)
+            if self.was_cut:
+                _shut(copy)
+
+    def _pool_classes(self) -> dict[str, type]:
+        keep = self._keep
+
+        class Kept:
+            def _new_conn(self):
+                sock = super()._new_conn()
+                keep(sock)
+                return sock
+
+        plain = type("KeptHTTPConnection", (Kept, HTTPConnection), {})
+        tls = type("KeptHTTPSConnection", (Kept, HTTPSConnection), {})
+        return {"http": type("KeptHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": plain}),
+                "https": type("KeptHTTPSPool", (HTTPSConnectionPool,),
+                              {"ConnectionCls": tls})}
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or _port(url) is None:
         raise AlertError(
-            f"Q2C_ALERT_WEBHOOK_URL {_host(url)!r} is not an http(s) URL; give the "
+            f"Q2C_ALERT_WEBHOOK_URL {_target(url)!r} is not an http(s) URL; give the "
             "receiver's full address, e.g. https://hooks.example.com/q2c"
         )
 
@@ -182,20 +334,32 @@ def _port(url: str) -> str | None:
     return f":{port}" if port else ""
 
 
-def _host(url: str) -> str:
-    """Scheme, host, port and path of a URL: never its query or user, which may hold a token."""
+def _target(url: str) -> str:
+    """Scheme, host and port of a URL, safe to log: its path (Slack-style hooks keep their
+    token there), query and user are shown as `/…` at most."""
     parts = urlsplit(url)
     if not parts.scheme:
         return "(not a URL)"
-    return f"{parts.scheme}://{parts.hostname or ''}{_port(url) or ''}{parts.path}"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    hidden = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{_port(url) or ''}{hidden}"
 
 
-def _without_secrets(text: str, url: str) -> str:
-    """An HTTP library's message without the URL's query and password, which it may quote."""
+def _scrub(text: str, url: str) -> str:
+    """A receiver's answer without the URL's path, query or user, in any spelling: an
+    error page may quote the request (`Cannot POST /services/T000/B000/<token>`)."""
     parts = urlsplit(url)
-    for secret in (parts.query, parts.password):
-        if secret:
-            text = text.replace(secret, "(hidden)")
+    pieces = [parts.path, parts.query, parts.username or "", parts.password or "",
+              *parts.path.split("/"), *(value for _, value in parse_qsl(parts.query))]
+    spellings: set[str] = set()
+    for piece in pieces:
+        for plain in (piece, unquote(piece), unquote_plus(piece)):
+            spellings |= {plain, quote(plain, safe="/"), quote(plain, safe=""),
+                          quote_plus(plain, safe="/"), quote_plus(plain)}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        if len(spelling.strip("/")) >= 4:
+            text = text.replace(spelling, "(hidden)")
     return text
 
 

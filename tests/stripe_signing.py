@@ -18,7 +18,7 @@ import http.client
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,6 +64,7 @@ def signature_header(body: bytes, secrets: Sequence[str], timestamp: int | None 
 class Answer:
     status: int
     payload: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def post(url: str, body: bytes, headers: dict[str, str] | None = None,
@@ -81,7 +82,7 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None,
         data = reply.read()
     finally:
         conn.close()
-    return Answer(reply.status, json.loads(data) if data else {})
+    return Answer(reply.status, json.loads(data) if data else {}, dict(reply.getheaders()))
 
 
 def deliver(url: str, envelope: dict[str, Any], secrets: Sequence[str],

@@ -323,3 +323,163 @@ def test_a_redirect_is_refused_rather_than_followed(receiver):
         post_webhook(f"{receiver.url}/hook", _failure(), sleep=lambda _: None)
 
     assert len(receiver.received) == 1
+
+
+# --- the webhook URL's secrets and a receiver that never finishes ------------------------
+
+# A Slack-style hook keeps its token in the path; this one has a query token with a space
+# and a pipe too, which the HTTP library spells `s3cr%20et%7Cx` in its own messages.
+HOOK_PATH = "/services/T0Q2C/B0Q2C/SECRETpathTOKEN"
+HOOK_QUERY = "token=s3cr et|x"
+LEAKS = ("SECRETpathTOKEN", "T0Q2C", "s3cr", "%20et", "%7Cx", "et|x")
+
+
+def _leaks(text: str) -> list[str]:
+    return [piece for piece in LEAKS if piece in text]
+
+
+def test_an_unreachable_hook_names_only_scheme_host_and_port_in_logs_and_error(caplog):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}{HOOK_PATH}?{HOOK_QUERY}"
+
+    with caplog.at_level("INFO", logger="q2c.alerts"), pytest.raises(AlertError) as raised:
+        post_webhook(url, _failure(), retry=WebhookRetry(attempts=2), sleep=lambda _: None)
+
+    message = str(raised.value)
+    assert f"http://127.0.0.1:{port}/…" in message
+    assert "ConnectionError: the connection was refused or dropped" in message
+    assert _leaks(message) == []
+    assert caplog.messages and _leaks(" ".join(caplog.messages)) == []
+    assert f"alert webhook http://127.0.0.1:{port}/… try 1 failed" in caplog.text
+
+
+def test_a_posted_alert_is_logged_without_the_hooks_path(receiver, caplog):
+    with caplog.at_level("INFO", logger="q2c.alerts"):
+        post_webhook(f"{receiver.url}{HOOK_PATH}?token=abc", _failure(), sleep=lambda _: None)
+
+    assert receiver.received[0].path == f"{HOOK_PATH}?token=abc"
+    assert caplog.messages == [
+        f"run 0f3c9a7e-run: failure alert posted to {receiver.url}/… (HTTP 204)"]
+
+
+class EchoingReceiver(LoopbackServer):
+    """Refuses every POST the way an Express app does: 404 `Cannot POST <the path>`."""
+
+    methods = ("POST",)
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        page = f"<pre>Cannot POST {handler.path}</pre>".encode()
+        handler.send_response(404)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(page)))
+        handler.end_headers()
+        handler.wfile.write(page)
+
+
+def test_a_refusal_that_quotes_the_url_is_reported_without_it():
+    server = EchoingReceiver().start()
+    try:
+        with pytest.raises(AlertError) as raised:
+            post_webhook(f"{server.url}{HOOK_PATH}?{HOOK_QUERY}", _failure(),
+                         sleep=lambda _: None)
+    finally:
+        server.stop()
+
+    message = str(raised.value)
+    assert "refused the alert" in message and "HTTP 404: <pre>Cannot POST (hidden)" in message
+    assert _leaks(message) == []
+
+
+def test_a_refused_hook_fails_the_tick_without_its_path_or_query(
+        monkeypatch, alert_env, instance, receiver):
+    monkeypatch.setenv("Q2C_ALERT_WEBHOOK_URL",
+                       f"{receiver.url}{HOOK_PATH}?token=s3cr%20et%7Cx")
+    receiver.statuses = [401]
+
+    _, tick = _fail_a_run(instance)
+
+    error = tick.dagster_run_reactions[0].error
+    assert error is not None and f"{receiver.url}/… refused the alert" in error.message
+    assert _leaks(error.message) == []
+
+
+class SlowReceiver(LoopbackServer):
+    """Answers every POST slowly or endlessly; counts the bytes it got out before the
+    client hung up.
+
+    `drip_head`: a 503 whose head comes one byte per 20 ms (300 bytes, 6 s in all);
+    `drip_body`: a 503 whose 300-byte body comes that way; `flood`: a 503 whose body is
+    50 MiB, written as fast as the client reads.
+    """
+
+    methods = ("POST",)
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.written = 0
+        self.done = threading.Event()
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        try:
+            if self.mode == "drip_head":
+                handler.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nX-Pad: ")
+                self._drip(handler, b"a" * 300)
+                handler.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
+            elif self.mode == "drip_body":
+                handler.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\n"
+                                    b"Content-Length: 300\r\n\r\n")
+                self._drip(handler, b"b" * 300)
+            else:
+                handler.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\n"
+                                    b"Content-Length: %d\r\n\r\n" % (50 * 2**20))
+                for _ in range(50):
+                    handler.wfile.write(b"c" * 2**20)
+                    self.written += 2**20
+        except OSError:
+            pass
+        finally:
+            handler.close_connection = True
+            self.done.set()
+
+    def _drip(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
+        for byte in data:
+            handler.wfile.write(bytes([byte]))
+            self.written += 1
+            threading.Event().wait(0.02)
+
+
+@pytest.mark.parametrize("mode", ["drip_head", "drip_body"])
+def test_a_receiver_that_drips_its_answer_is_cut_at_the_deadline(mode):
+    """A per-read timeout of 15 s never fires on a byte every 20 ms; the 0.3 s deadline
+    of the whole try ends it long before the 300 bytes are out."""
+    server = SlowReceiver(mode).start()
+    try:
+        with pytest.raises(AlertError) as raised:
+            post_webhook(f"{server.url}/hook", _failure(),
+                         retry=WebhookRetry(attempts=1, deadline=0.3), sleep=lambda _: None)
+        assert server.done.wait(30)
+    finally:
+        server.stop()
+
+    assert server.written < 300
+    assert "(last: HTTP 503, cut at the 0.3 s deadline: " in str(raised.value)
+
+
+def test_only_the_start_of_a_huge_refusal_is_read():
+    """A 503 with a 50 MiB body: 64 KiB are read, then the connection is closed, so the
+    receiver cannot get the rest out (the socket buffers hold a few MiB at most)."""
+    server = SlowReceiver("flood").start()
+    try:
+        with pytest.raises(AlertError, match=r"\(last: HTTP 503: c{100}"):
+            post_webhook(f"{server.url}/hook", _failure(), retry=WebhookRetry(attempts=1),
+                         sleep=lambda _: None)
+        assert server.done.wait(30)
+    finally:
+        server.stop()
+
+    assert server.written < 50 * 2**20

@@ -23,8 +23,9 @@ from pypdf import PdfReader
 
 from q2c import opsdb
 from q2c.cli import main as cli_main
+from q2c.collections import holds as holds_module
 from q2c.collections.actions import DunningAction, DunningError
-from q2c.collections.holds import Hold, HoldList, export_holds
+from q2c.collections.holds import Hold, HoldError, HoldList, export_holds
 from q2c.collections.policy import (
     DEFAULT_POLICY_FILE,
     SEED_FILE,
@@ -512,3 +513,158 @@ def test_the_holds_are_copied_before_dbt_builds_the_dunning_mart_and_reminders_g
     assert holds.parent_keys == {COLLECTION_HOLDS_KEY}
     assert reminders.parent_keys == {dg.AssetKey(["kpi", "mart_dunning_actions"]),
                                      dg.AssetKey(["q2c_ops", "outbox"])}
+
+
+# --- holds: plain text only, on the seller's days -----------------------------------------
+
+HOLD_KEY = "0123456789abcdef0123456789abcdef"
+# 22:30 UTC on 10 June 2026 is 00:30 on 11 June in Berlin (summer time, UTC+2): the
+# seller's day is the 11th while the UTC day is still the 10th.
+LATE = dt.datetime(2026, 6, 10, 22, 30, tzinfo=dt.UTC)
+BERLIN = "Europe/Berlin"
+
+
+@pytest.mark.parametrize(("reason", "by", "message"), [
+    ("renewal\x1b[2J talks", "Olga", "--reason holds the control character U+001B at "
+                                     "position 8"),
+    ("renewal talks", "Olga\r\nroot", "--by holds the control character U+000D"),
+    ("renewal\ttalks", "Olga", "U+0009"),
+    ("paid \u202eeuqehc yb", "Olga", "U+202E"),
+    ("x" * 501, "Olga", "--reason is 501 characters long; keep it to 500"),
+    ("renewal talks", "O" * 101, "--by is 101 characters long; keep it to 100"),
+])
+def test_a_hold_reason_or_name_that_is_not_one_line_of_plain_text_is_refused(
+        tmp_path, reason, by, message):
+    holds = HoldList(tmp_path / "ops.sqlite", clock=lambda: RUN_MOMENT)
+
+    with pytest.raises(HoldError, match=re.escape(message)):
+        holds.hold(HOLD_KEY, dt.date(2026, 3, 31), reason, by)
+
+    assert holds.holds() == []
+
+
+def test_a_reason_of_500_characters_is_kept_whole(tmp_path):
+    holds = HoldList(tmp_path / "ops.sqlite", clock=lambda: RUN_MOMENT)
+
+    hold = holds.hold(HOLD_KEY, dt.date(2026, 3, 31), "r" * 500, "Olga Owner")
+
+    assert len(hold.reason) == 500 and holds.holds()[0].reason == "r" * 500
+
+
+def _cli_env(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    monkeypatch.setenv("Q2C_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    for name in ("Q2C_OPS_STORE", "Q2C_CONFIG", "Q2C_DUNNING_POLICY", "Q2C_AS_OF"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_hold_command_refuses_control_characters_before_storing_anything(
+        tmp_path, monkeypatch, capsys):
+    _cli_env(monkeypatch, tmp_path)
+
+    code = cli_main(["collections", "hold", HOLD_KEY, "--until", "2099-12-31",
+                     "--reason", "talks\x1b]0;owned\x07", "--by", "Olga"])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--reason holds the control character U+001B at position 6" in err
+    assert "\x1b" not in err
+    assert HoldList(tmp_path / "ops.sqlite").holds() == []
+
+
+def test_the_holds_list_prints_stored_control_characters_escaped(
+        tmp_path, monkeypatch, capsys):
+    """A row written before the check (or by hand) cannot recolour the terminal."""
+    _cli_env(monkeypatch, tmp_path)
+    HoldList(tmp_path / "ops.sqlite")
+    with opsdb.connect(tmp_path / "ops.sqlite") as store:
+        store.execute(
+            "insert into collection_holds (account_key, account_name, held_until, reason, "
+            "held_by, held_at) values (?, ?, '2099-12-31', ?, ?, '2026-03-01T09:00:00Z')",
+            (HOLD_KEY, "Acme\u202eCorp", "talks\x1b[31m red", "Olga\r\nroot"))
+
+    assert cli_main(["collections", "holds", "--all"]) == 0
+
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert "Acme\\u202eCorp: talks\\x1b[31m red" in out
+    assert "Olga\\r\\nroot" in out
+
+
+def test_a_hold_ends_and_starts_on_the_sellers_day_not_the_utc_day(tmp_path):
+    """At 00:30 on 11 June in Berlin a hold until 10 June is past, even though it is still
+    the 10th in UTC; one set now counts from the 11th."""
+    holds = HoldList(tmp_path / "ops.sqlite", clock=lambda: LATE, timezone=BERLIN)
+
+    with pytest.raises(HoldError, match=r"--until 2026-06-10 is already past \(it is "
+                                        r"2026-06-11 for the seller\)"):
+        holds.hold(HOLD_KEY, dt.date(2026, 6, 10), "trade fair", "Bob")
+    hold = holds.hold(HOLD_KEY, dt.date(2026, 6, 11), "trade fair", "Bob")
+
+    assert hold.held_on == dt.date(2026, 6, 11)
+    assert (hold.in_force_on(dt.date(2026, 6, 10)), hold.in_force_on(dt.date(2026, 6, 11))) == (
+        False, True)
+
+
+def test_a_release_uses_the_sellers_day_too(tmp_path):
+    """acc-1's hold ended on 10 June, so at 00:30 on the 11th (Berlin) there is nothing to
+    release; acc-2's, released then, was in force through the 10th and not on the 11th."""
+    store = tmp_path / "ops.sqlite"
+    morning = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+    earlier = HoldList(store, clock=lambda: morning, timezone=BERLIN)
+    earlier.hold("acc-1", dt.date(2026, 6, 10), "trade fair", "Bob")
+    earlier.hold("acc-2", dt.date(2026, 6, 30), "renewal talks", "Olga")
+    late = HoldList(store, clock=lambda: LATE, timezone=BERLIN)
+
+    with pytest.raises(LookupError, match="account acc-1 has no hold in force"):
+        late.release("acc-1", "Bob", "paid")
+    (released,) = late.release("acc-2", "Olga", "signed")
+
+    assert released.released_on == dt.date(2026, 6, 11)
+    assert sorted(late.in_force(dt.date(2026, 6, 10))) == ["acc-1", "acc-2"]
+    assert late.in_force(dt.date(2026, 6, 11)) == {}
+
+
+def test_the_hold_command_counts_in_the_sellers_time_zone(tmp_path, monkeypatch, capsys):
+    """The demo seller is in Berlin: at 22:30 UTC on 10 June the command refuses a hold
+    until the 10th and records one until the 11th as set on the 11th."""
+    _cli_env(monkeypatch, tmp_path)
+    monkeypatch.setattr(holds_module, "_now", lambda: LATE)
+
+    past = cli_main(["collections", "hold", HOLD_KEY, "--until", "2026-06-10",
+                     "--reason", "trade fair", "--by", "Bob"])
+    today = cli_main(["collections", "hold", HOLD_KEY, "--until", "2026-06-11",
+                      "--reason", "trade fair", "--by", "Bob"])
+
+    assert (past, today) == (2, 0)
+    assert "is already past (it is 2026-06-11 for the seller)" in capsys.readouterr().err
+    with opsdb.connect(tmp_path / "ops.sqlite") as store:
+        rows = store.execute("select held_on, held_until from collection_holds").fetchall()
+    assert [tuple(row) for row in rows] == [("2026-06-11", "2026-06-11")]
+
+
+# --- the policy command checks the content, as the reminder run does ---------------------
+
+def test_the_policy_command_refuses_a_template_the_registry_does_not_have(
+        tmp_path, monkeypatch, capsys):
+    _cli_env(monkeypatch, tmp_path)
+    changed = tmp_path / "policy.yaml"
+    changed.write_text(DEFAULT_POLICY_FILE.read_text().replace(
+        "{html: dunning_handoff_email_html,", "{html: dunning_handoff_missing_html,"))
+    monkeypatch.setenv("Q2C_DUNNING_POLICY", str(changed))
+
+    code = cli_main(["collections", "policy"])
+
+    out, err = capsys.readouterr()
+    assert code == 2 and "matches the policy" not in out
+    assert "stage handoff: template dunning_handoff_missing_html" in err
+
+
+def test_the_policy_command_passes_the_shipped_policy(tmp_path, monkeypatch, capsys):
+    _cli_env(monkeypatch, tmp_path)
+
+    assert cli_main(["collections", "policy"]) == 0
+
+    out = capsys.readouterr().out
+    assert "Every stage's templates are approved and in force" in out
+    assert "matches the policy." in out

@@ -13,6 +13,8 @@ import csv
 import json
 import logging
 import os
+import select
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,6 +44,12 @@ from assets.ingest import build_raw_assets, raw_asset_key
 from orchestration.resources import Q2CSettings
 from q2c.cli import main
 from q2c.payments.stripe_landing import land_webhook_objects
+from q2c.payments.stripe_signature import (
+    SecretsMissing,
+    SignatureRejected,
+    secrets_from_env,
+    verify,
+)
 from q2c.payments.stripe_webhooks import make_webhook_server, serve_in_thread
 from q2c.settings import ConfigError, load_settings
 from q2c.sources.connectors import CursorStore, StripeConnector
@@ -199,12 +207,13 @@ def test_the_tolerance_is_configurable(tmp_path):
 def test_the_same_signed_request_sent_again_is_refused_as_a_replay(endpoint):
     envelope = event("charge.succeeded", _charge("ch_S6", "usd", 700, T0), "evt_S6", T0)
     body = body_of(envelope)
-    headers = {"Stripe-Signature": signature_header(body, [SECRET])}
+    now = int(time.time())
+    headers = {"Stripe-Signature": signature_header(body, [SECRET], now)}
 
     first = post(endpoint.url, body, headers)
     replay = post(endpoint.url, body, headers)
     # Stripe's own next attempt is signed anew (another t): taken as a duplicate, not refused.
-    retry = deliver(endpoint.url, envelope, [SECRET], timestamp=int(time.time()) - 1)
+    retry = deliver(endpoint.url, envelope, [SECRET], timestamp=now - 1)
 
     assert (first.status, replay.status, retry.status) == (200, 400, 200)
     assert "taken before" in replay.payload["error"]
@@ -687,3 +696,175 @@ def test_the_tolerance_setting_must_be_positive_seconds(monkeypatch):
     monkeypatch.setenv("Q2C_STRIPE_WEBHOOK_TOLERANCE", "0")
     with pytest.raises(ConfigError, match="Q2C_STRIPE_WEBHOOK_TOLERANCE"):
         load_settings()
+
+
+# ---------------------------------------------------------------------------------------
+# Odd headers and bodies are answered 400, never a dropped connection
+
+
+@pytest.mark.parametrize(("header", "reason"), [
+    # "²" is a digit to str.isdigit() but not to int(); http.client sends it as latin-1.
+    ("t=\u00b2,v1=" + "0" * 64, "no single t="),
+    (f"t={T0},v1=\u00e9", "not 64 hex digits"),
+    (f"t={T0},v1=" + "0" * 63 + "g", "not 64 hex digits"),
+])
+def test_a_signature_header_with_odd_characters_is_answered_400(endpoint, header, reason):
+    body = body_of(event("charge.succeeded", _charge("ch_H1", "usd", 1, T0), "evt_H1", T0))
+
+    answer = post(endpoint.url, body, {"Stripe-Signature": header})
+
+    assert answer.status == 400 and reason in answer.payload["error"]
+    with pytest.raises(SignatureRejected, match=reason):
+        verify(body, header, [SECRET], time.time())
+
+
+def test_an_unexpected_error_while_verifying_is_answered_400_with_a_reason(tmp_path):
+    """A stray byte in the secret's environment variable reaches Python as a lone
+    surrogate, which cannot be encoded: the request is answered, the server goes on."""
+    envelope = event("charge.succeeded", _charge("ch_H2", "usd", 1, T0), "evt_H2", T0)
+    server = make_webhook_server(tmp_path / "ops.sqlite", ["whsec_bad\udcff"])
+    serve_in_thread(server, poll_interval=0.05)
+    host, port = server.server_address[:2]
+    try:
+        answers = [deliver(f"http://{host}:{port}", envelope, [SECRET]) for _ in range(2)]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert [a.status for a in answers] == [400, 400]
+    assert "could not be checked (UnicodeEncodeError)" in answers[0].payload["error"]
+    with pytest.raises(SecretsMissing, match="outside ASCII"):
+        secrets_from_env({"Q2C_STRIPE_WEBHOOK_SECRETS": "whsec_bad\udcff"})
+
+
+def _huge_number(envelope: dict) -> bytes:
+    """The body with a 5000-digit amount: JSON, but beyond Python's int parsing limit."""
+    body = body_of(envelope)
+    assert b'"amount": 7,' in body
+    return body.replace(b'"amount": 7,', b'"amount": ' + b"9" * 5000 + b",", 1)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"created": 10**20}, "created"),
+    ({"id": "\ud800"}, "id"),
+    ({"id": "evt bad id"}, "id"),
+    ({"api_version": ["2024-06-20"]}, "api_version"),
+    ({"refunds": {"object": "list", "data": 7}}, "data.object.refunds.data"),
+    ({"refunds": {"object": "list", "data": [7]}}, "data.object.refunds.data[0]"),
+    ({"amount_refunded": 10**20}, "data.object.amount_refunded"),
+    ({"amount_refunded": "7"}, "data.object.amount_refunded"),
+    ({"huge_number": True}, "body"),
+])
+def test_a_signed_but_malformed_event_is_refused_400_with_its_field_and_quarantined(
+        endpoint, change, field):
+    """Each was a 500 (or a dropped connection) before; 10**20 minor units is 21 digits,
+    which would also sort below 10**19 in the version text padded to 20."""
+    charge = _charge("ch_M1", "usd", 7, T0)
+    envelope = event("charge.refunded", charge, "evt_M1", T0)
+    for name, value in change.items():
+        if name in ("created", "id", "api_version"):
+            envelope[name] = value
+        elif name != "huge_number":
+            charge[name] = value
+    body = _huge_number(envelope) if "huge_number" in change else body_of(envelope)
+    now = int(time.time())
+
+    first = post(endpoint.url, body, {"Stripe-Signature": signature_header(body, [SECRET],
+                                                                           now)})
+    again = post(endpoint.url, body, {"Stripe-Signature": signature_header(body, [SECRET],
+                                                                           now - 1)})
+
+    assert (first.status, again.status) == (400, 400)
+    assert first.payload["field"] == field
+    assert (f"`{field}`" if field != "body" else "JSON q2c can read") in first.payload["error"]
+    assert endpoint.count("stripe_webhook_events") == 0
+    assert endpoint.count("stripe_objects") == 0
+    assert endpoint.rows("select field, deliveries, body from stripe_webhook_quarantine") == [
+        (field, 2, body)]
+
+
+def test_amounts_of_18_digits_and_the_last_second_of_9999_are_taken(endpoint):
+    """The limits themselves pass: 999 999 999 999 999 999 cents, created 253402300799."""
+    largest = 10**18 - 1
+    envelope = event("charge.succeeded", _charge("ch_M2", "usd", largest, T0,
+                                                 amount_refunded=largest),
+                     "evt_M2", 253402300799)
+
+    answer = deliver(endpoint.url, envelope, [SECRET])
+
+    assert (answer.status, answer.payload["outcome"]) == (200, "applied")
+    assert endpoint.count("stripe_webhook_quarantine") == 0
+
+
+# ---------------------------------------------------------------------------------------
+# Slow clients, busy endpoint, other methods
+
+
+def _drip(url: str, head: bytes, drip: bytes) -> tuple[int, bool]:
+    """Send `head`, then `drip` a byte every 20 ms; stop when the server hangs up.
+    Returns the bytes dripped and whether the server hung up before the last one."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head)
+        for sent, byte in enumerate(drip):
+            readable, _, _ = select.select([sock], [], [], 0.02)
+            try:
+                if readable and not sock.recv(1024):
+                    return sent, True
+                sock.sendall(bytes([byte]))
+            except OSError:
+                return sent, True
+        return len(drip), False
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_request_that_drips_in_is_dropped_at_its_deadline(tmp_path, part):
+    """A byte every 20 ms never trips the 10 s read timeout; the 0.3 s deadline for the
+    whole request cuts it long before the 200 bytes are in, and nothing is stored."""
+    if part == "head":
+        head, drip = b"POST /stripe HTTP/1.1\r\nX-Pad: ", b"a" * 200
+    else:
+        head = (b"POST /stripe HTTP/1.1\r\nContent-Type: application/json\r\n"
+                b"Stripe-Signature: t=1,v1=" + b"0" * 64 + b"\r\nContent-Length: 200\r\n\r\n")
+        drip = b"{" + b" " * 199
+    with serving(tmp_path / "ops.sqlite", request_deadline=0.3) as slow:
+        sent, hung_up = _drip(slow.url, head, drip)
+        after = deliver(slow.url, event("charge.succeeded", _charge("ch_T1", "usd", 1, T0),
+                                        "evt_T1", T0), [SECRET])
+
+    assert hung_up and sent < 200
+    assert after.status == 200
+    assert slow.count("stripe_webhook_quarantine") == 0
+
+
+def test_a_full_endpoint_answers_503_with_retry_after_and_takes_the_next_one(tmp_path):
+    """With 2 handlers, two clients that sent half a request hold both; the third request
+    is answered 503 at once. Once they hang up, a delivery is taken again."""
+    envelope = event("charge.succeeded", _charge("ch_B1", "usd", 1, T0), "evt_B1", T0)
+    with serving(tmp_path / "ops.sqlite", max_handlers=2) as busy:
+        host, port = busy.url.removeprefix("http://").split(":")
+        holders = [socket.create_connection((host, int(port)), timeout=30) for _ in range(2)]
+        for holder in holders:
+            holder.sendall(b"POST /stripe HTTP/1.1\r\n")
+        refused = deliver(busy.url, envelope, [SECRET])
+        for holder in holders:
+            holder.close()
+        answers = []
+        while len(answers) < 200 and (not answers or answers[-1].status == 503):
+            time.sleep(0.05 if answers else 0)
+            answers.append(deliver(busy.url, envelope, [SECRET],
+                                   timestamp=int(time.time()) - len(answers) - 1))
+
+    assert refused.status == 503 and refused.headers["Retry-After"] == "5"
+    assert "busy" in refused.payload["error"]
+    assert answers[-1].status == 200 and answers[-1].payload["outcome"] == "applied"
+    assert busy.count("stripe_webhook_events") == 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+def test_every_other_method_is_answered_405_with_allow_post(endpoint, method):
+    answer = post(endpoint.url, b"", {}, method=method)
+
+    assert (answer.status, answer.headers["Allow"]) == (405, "POST")
+    assert answer.payload == ({} if method == "HEAD" else {
+        "error": "Stripe events are taken by POST /stripe"})

@@ -7,8 +7,10 @@
     q2c collections remind
 
 ACCOUNT is the account key, the CRM account id, the ERP customer id or the exact account
-name, looked up in `core.dim_accounts`. Imports stay inside the commands, so `q2c --help`
-stays fast.
+name, looked up in `core.dim_accounts`. Days are the seller's (`seller.timezone`), as the
+runs count them. A reason or name is one line of plain text (reason up to 500 characters,
+name up to 100); what is printed from the store has its control characters escaped.
+Imports stay inside the commands, so `q2c --help` stays fast.
 """
 
 from __future__ import annotations
@@ -76,11 +78,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _hold(settings: Settings, args: argparse.Namespace) -> int:
-    from q2c.collections.holds import HoldList
+    from q2c.collections.holds import NAME_LIMIT, REASON_LIMIT, check_text
 
+    who = check_text(_who(args.by), "--by", NAME_LIMIT)
+    check_text(args.reason, "--reason", REASON_LIMIT)
     account_key, name = _account(settings, args.account)
-    hold = HoldList(settings.ops_store).hold(account_key, args.until, args.reason,
-                                             _who(args.by), account_name=name)
+    hold = _hold_list(settings).hold(account_key, args.until, args.reason, who,
+                                     account_name=name)
     print(f"Held: {hold.describe()}. No reminder goes to the account through "
           f"{hold.held_until}.")
     _export_holds(settings)
@@ -88,12 +92,13 @@ def _hold(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _release(settings: Settings, args: argparse.Namespace) -> int:
-    from q2c.collections.holds import HoldList
+    from q2c.collections.holds import NAME_LIMIT, REASON_LIMIT, check_text
 
+    who = check_text(_who(args.by), "--by", NAME_LIMIT)
+    check_text(args.reason, "--reason", REASON_LIMIT)
     account_key, _ = _account(settings, args.account)
     try:
-        released = HoldList(settings.ops_store).release(account_key, _who(args.by),
-                                                        args.reason)
+        released = _hold_list(settings).release(account_key, who, args.reason)
     except LookupError as exc:
         print(f"q2c collections: {exc}", file=sys.stderr)
         return 2
@@ -104,10 +109,10 @@ def _release(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _list_holds(settings: Settings, show_all: bool) -> int:
-    from q2c.collections.holds import HoldList
+    from q2c.collections.holds import printable
 
     today = settings.run_date
-    holds = [hold for hold in HoldList(settings.ops_store).holds()
+    holds = [hold for hold in _hold_list(settings).holds()
              if show_all or hold.in_force_on(today)]
     if not holds:
         print(f"No account is held on {today}." if not show_all else "No holds yet.")
@@ -116,16 +121,30 @@ def _list_holds(settings: Settings, show_all: bool) -> int:
     for hold in holds:
         state = "in force" if hold.in_force_on(today) else (
             "released" if hold.released_at else "ended")
-        name = hold.account_name or hold.account_key
-        print(f"{hold.hold_id:>4}  {hold.held_until}  {hold.held_by[:16]:<16}  {state:<9}  "
-              f"{name}: {hold.reason}")
+        name = printable(hold.account_name or hold.account_key)
+        print(f"{hold.hold_id:>4}  {hold.held_until}  {printable(hold.held_by)[:16]:<16}  "
+              f"{state:<9}  {name}: {printable(hold.reason)}")
     return 0
+
+
+def _hold_list(settings: Settings):
+    """The holds of the operational store, on the seller's days."""
+    from q2c.collections.holds import HoldList
+
+    return HoldList(settings.ops_store, timezone=settings.seller.timezone)
 
 
 def _policy(settings: Settings, write_seed: bool) -> int:
     import csv
 
-    from q2c.collections.policy import SEED_FILE, check_seed, load_policy
+    from q2c.collections.policy import (
+        SEED_FILE,
+        PolicyError,
+        check_content,
+        check_seed,
+        load_policy,
+    )
+    from q2c.content.registry import ContentError, load_registry
 
     policy = load_policy(settings.dunning_policy_file)
     print(f"Dunning policy {policy.source} v{policy.version}, approved by "
@@ -135,6 +154,13 @@ def _policy(settings: Settings, write_seed: bool) -> int:
         channels = ", ".join(stage.channels) if stage.channels else "the customer's policy"
         print(f"  {stage.order}. {stage.name:<14} from day {stage.days_past_due:>3}  to "
               f"{stage.audience:<13}  by {channels}  with {stage.html_template}")
+    # As the reminder run does: every stage's templates exist, are approved and in force.
+    try:
+        content = load_registry(settings.content_dir)
+    except ContentError as exc:
+        raise PolicyError(f"the policy's templates cannot be checked: {exc}") from exc
+    check_content(policy, content, settings.run_date)
+    print(f"Every stage's templates are approved and in force on {settings.run_date}.")
     if write_seed:
         SEED_FILE.write_text(policy.seed_csv(), encoding="utf-8")
         print(f"Wrote {SEED_FILE}; rebuild the marts (dbt seed and build) to use it.")

@@ -5,7 +5,10 @@ holds the account (`q2c collections hold ACCOUNT --until DATE --reason TEXT`). H
 records people write while runs work, so they live in the operational store (SQLite, the
 truth) beside the outbox, in `collection_holds`, and are never deleted: a release or a new
 hold on the same account closes the one before with who, when and why. A hold is in force
-from the day it was set to its last day, inclusive, unless released earlier.
+from the day it was set to its last day, inclusive, unless released earlier. Days are the
+seller's, like the run's business date and the due dates: each hold records the seller's
+day it was set (`held_on`) and released (`released_on`) on, so a reader needs no time zone.
+Reasons and names are one line of plain text, printed escaped all the same.
 
 `export_holds` copies every hold into the warehouse (`q2c_ops.collection_holds`, a full
 replacement in one transaction) for dbt: the dunning mart marks the account's invoices
@@ -18,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from q2c.opsdb import connect, ensure_schema, transaction
+from q2c.settings import business_date
 from q2c.warehouse import OPS_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -42,10 +47,19 @@ create table if not exists {HOLDS_TABLE} (
     held_at text not null,
     released_at text,
     released_by text,
-    release_reason text
+    release_reason text,
+    held_on text,
+    released_on text
 );
 create index if not exists collection_holds_account on {HOLDS_TABLE} (account_key);
 """
+# Columns added after the first release: (name, type), added to an older table on open.
+_ADDED_COLUMNS = (("held_on", "text"), ("released_on", "text"))
+REASON_LIMIT = 500
+NAME_LIMIT = 100
+# Characters that move the cursor, recolour or reorder a terminal line: never stored.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
 
 # (column, warehouse type), in the store's column names.
 _COLUMNS = (
@@ -89,18 +103,56 @@ class Hold:
     released_at: dt.datetime | None = None
     released_by: str | None = None
     release_reason: str | None = None
+    # The seller's days it was set and released on; None in rows written before they were
+    # recorded, which fall back to the UTC day of held_at and released_at.
+    held_on: dt.date | None = None
+    released_on: dt.date | None = None
 
     def in_force_on(self, day: dt.date) -> bool:
-        """Set by `day`, its last day not passed, not released by then (dates in UTC)."""
-        released = self.released_at is not None and self.released_at.date() <= day
-        return self.held_at.date() <= day <= self.held_until and not released
+        """Set by `day`, its last day not passed, not released by then (seller's days)."""
+        held_on = self.held_on or self.held_at.date()
+        released_on = self.released_on or (
+            self.released_at.date() if self.released_at is not None else None)
+        released = released_on is not None and released_on <= day
+        return held_on <= day <= self.held_until and not released
 
     def describe(self) -> str:
+        """One line for a terminal or a log, with any control character escaped."""
         name = self.account_key
         if self.account_name:
             name = f"{self.account_name} ({self.account_key})"
-        return (f"hold {self.hold_id} on {name} until {self.held_until} by {self.held_by}: "
-                f"{self.reason}")
+        return printable(f"hold {self.hold_id} on {name} until {self.held_until} by "
+                         f"{self.held_by}: {self.reason}")
+
+
+def check_text(value: str, option: str, limit: int) -> str:
+    """`value` stripped, as a hold keeps it: one line of plain text, `limit` characters.
+
+    Raises:
+        HoldError: It is empty, longer than `limit`, or holds a control character (a line
+            break, a tab, an escape sequence, a bidirectional override).
+    """
+    text = value.strip()
+    if not text:
+        raise HoldError(f"{option} is empty: say it in a few words")
+    if len(text) > limit:
+        raise HoldError(f"{option} is {len(text)} characters long; keep it to {limit}")
+    bad = next((ch for ch in text if _is_control(ch)), None)
+    if bad is not None:
+        raise HoldError(f"{option} holds the control character U+{ord(bad):04X} at position "
+                        f"{text.index(bad) + 1}; write it as one line of plain text")
+    return text
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (`\\x1b`, `\\u202e`), so
+    a stored value can never move the cursor or recolour the terminal it is printed on."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch
+                   for ch in text)
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI_CONTROLS
 
 
 class HoldList:
@@ -109,40 +161,47 @@ class HoldList:
     Args:
         store_path: The SQLite file; the table is created when missing.
         clock: Returns the current time (timezone-aware); tests pin it.
+        timezone: The seller's time zone (`settings.seller.timezone`): a hold is set,
+            ends and is released on the seller's days, as the runs count them.
     """
 
     def __init__(self, store_path: Path,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 timezone: str = "UTC") -> None:
         self.store_path = Path(store_path)
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        with connect(self.store_path) as conn:
-            ensure_schema(conn, HOLDS_DDL)
+        self._clock = clock or _now
+        self._timezone = timezone
+        ensure_store(self.store_path)
 
     def hold(self, account_key: str, until: dt.date, reason: str, by: str,
              account_name: str | None = None) -> Hold:
         """Hold the account until `until` (inclusive); a hold it had is replaced.
 
         Raises:
-            HoldError: No reason or no name given, or `until` is already past.
+            HoldError: No reason or no name given, either one is not one line of plain
+                text within its limit, or `until` is already past on the seller's day.
         """
-        now = self._clock()
         if not reason.strip() or not by.strip():
             raise HoldError("a hold needs who sets it (--by) and why (--reason)")
-        if until < now.date():
-            raise HoldError(f"--until {until} is already past: give the last day the "
-                            "account is held, today or later")
+        reason = check_text(reason, "--reason", REASON_LIMIT)
+        by = check_text(by, "--by", NAME_LIMIT)
+        now = self._clock()
+        today = business_date(now, self._timezone)
+        if until < today:
+            raise HoldError(f"--until {until} is already past (it is {today} for the "
+                            "seller): give the last day the account is held, today or later")
         with connect(self.store_path) as conn, transaction(conn):
             cursor = conn.execute(
                 f"""
                 insert into {HOLDS_TABLE} (account_key, account_name, held_until, reason,
-                    held_by, held_at)
-                values (?, ?, ?, ?, ?, ?)
+                    held_by, held_at, held_on)
+                values (?, ?, ?, ?, ?, ?, ?)
                 """,
-                (account_key, account_name, until.isoformat(), reason.strip(), by.strip(),
-                 _stamp(now)),
+                (account_key, account_name, until.isoformat(), reason, by, _stamp(now),
+                 today.isoformat()),
             )
             hold_id = int(cursor.lastrowid)
-            replaced = _close_open_holds(conn, account_key, now, by.strip(),
+            replaced = _close_open_holds(conn, account_key, now, today, by,
                                          f"replaced by hold {hold_id}", keep=hold_id)
             row = conn.execute(f"select * from {HOLDS_TABLE} where hold_id = ?",
                                (hold_id,)).fetchone()
@@ -155,22 +214,26 @@ class HoldList:
         """End the account's holds now; return them as released.
 
         Raises:
-            HoldError: No name or reason given.
-            LookupError: The account has no hold in force.
+            HoldError: No name or reason given, or not one line of plain text within its
+                limit.
+            LookupError: The account has no hold in force on the seller's day.
         """
         if not reason.strip() or not by.strip():
             raise HoldError("releasing a hold needs who releases it (--by) and why (--reason)")
+        reason = check_text(reason, "--reason", REASON_LIMIT)
+        by = check_text(by, "--by", NAME_LIMIT)
         now = self._clock()
+        today = business_date(now, self._timezone)
         with connect(self.store_path) as conn, transaction(conn):
             open_ids = [row[0] for row in conn.execute(
                 f"select hold_id from {HOLDS_TABLE} where account_key = ? and "
                 "released_at is null and held_until >= ?",
-                (account_key, now.date().isoformat()),
+                (account_key, today.isoformat()),
             )]
             if not open_ids:
                 raise LookupError(f"account {account_key} has no hold in force: "
                                   "`q2c collections holds` lists them")
-            _close_open_holds(conn, account_key, now, by.strip(), reason.strip())
+            _close_open_holds(conn, account_key, now, today, by, reason)
             rows = conn.execute(
                 f"select * from {HOLDS_TABLE} where hold_id in "
                 f"({', '.join('?' for _ in open_ids)}) order by hold_id", open_ids,
@@ -238,20 +301,30 @@ def export_holds(store_conn: sqlite3.Connection, duck_conn: duckdb.DuckDBPyConne
 
 
 def ensure_store(store_path: Path) -> None:
-    """Create the holds table in the store when missing (an export reads it)."""
+    """Create the holds table in the store when missing (an export reads it), and add the
+    columns a table of an earlier release lacks."""
     with connect(store_path) as conn:
         ensure_schema(conn, HOLDS_DDL)
+        present = {row["name"] for row in conn.execute(f"pragma table_info({HOLDS_TABLE})")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(f"alter table {HOLDS_TABLE} add column {name} {kind}")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _close_open_holds(conn: sqlite3.Connection, account_key: str, now: dt.datetime,
-                      by: str, reason: str, keep: int | None = None) -> int:
+                      today: dt.date, by: str, reason: str, keep: int | None = None) -> int:
     cursor = conn.execute(
         f"""
-        update {HOLDS_TABLE} set released_at = ?, released_by = ?, release_reason = ?
+        update {HOLDS_TABLE} set released_at = ?, released_on = ?, released_by = ?,
+            release_reason = ?
         where account_key = ? and released_at is null and held_until >= ?
           and hold_id <> coalesce(?, -1)
         """,
-        (_stamp(now), by, reason, account_key, now.date().isoformat(), keep),
+        (_stamp(now), today.isoformat(), by, reason, account_key, today.isoformat(), keep),
     )
     return cursor.rowcount
 
@@ -264,7 +337,12 @@ def _hold_of(row: sqlite3.Row) -> Hold:
         held_by=row["held_by"], held_at=_moment(row["held_at"]),
         released_at=_moment(row["released_at"]) if row["released_at"] else None,
         released_by=row["released_by"], release_reason=row["release_reason"],
+        held_on=_day(row["held_on"]), released_on=_day(row["released_on"]),
     )
+
+
+def _day(text: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(text) if text else None
 
 
 def _stamp(moment: dt.datetime) -> str:

@@ -18,6 +18,9 @@ ops store (`BEGIN IMMEDIATE`, so two deliveries of one event take turns):
 - `stripe_webhook_deliveries` keeps a key of each signed request (its `t` and body) while
   its timestamp is within the tolerance, so the same signed request sent again is refused
   as a replay. Stripe signs every delivery attempt anew, so its own retries pass.
+- `stripe_webhook_quarantine` keeps each signed body that is no event q2c can take (not
+  JSON, a field of the wrong type or beyond its range), once per body with the field at
+  fault and how often it came: it is refused, and nothing Stripe sent is lost.
 
 The objects reach the raw Stripe tables through `q2c.payments.stripe_landing`, beside the
 pulled ones. Objects are never fetched from the API here: the pull connector fills gaps.
@@ -26,8 +29,10 @@ pulled ones. Objects are never fetched from the API here: the pull connector fil
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -81,6 +86,16 @@ create table if not exists stripe_webhook_deliveries (
 );
 create index if not exists stripe_webhook_deliveries_signed_at
     on stripe_webhook_deliveries (signed_at);
+create table if not exists stripe_webhook_quarantine (
+    body_sha256 text primary key,
+    event_id text,
+    field text not null,
+    reason text not null,
+    first_seen_at text not null,
+    last_seen_at text not null,
+    deliveries integer not null,
+    body blob not null
+);
 """
 
 CHECKOUT_SESSION = "checkout.session"
@@ -102,10 +117,27 @@ STATUS_RANK = {
 DELETED_RANK = 9
 # Amounts that only grow while an object lives, so a larger one is the later state.
 GROWING_AMOUNTS = ("amount_refunded", "amount_captured", "amount_received", "amount_paid")
+# Amounts q2c reads to order states, checked to be whole numbers of at most 18 digits: the
+# version text pads them to 20, and a bigint holds them.
+CHECKED_AMOUNTS = ("amount", *GROWING_AMOUNTS)
+MAX_AMOUNT = 10**18 - 1
+# `created` from the epoch to 9999-12-31 23:59:59 UTC: the 12 digits the version text pads.
+MAX_CREATED = 253402300799
+# Ids, types and versions Stripe sends are short printable ASCII (evt_1Pgc76B7WZ01zgkWw...).
+_WORD = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class EventRejected(ValueError):
-    """A verified body that is not a Stripe event q2c can take; the message says why."""
+    """A verified body that is not a Stripe event q2c can take; the message says why.
+
+    `field` names the part at fault (`body`, `created`, `data.object.refunds.data`, ...);
+    `event_id` is the event's id when it had a usable one.
+    """
+
+    def __init__(self, message: str, field: str = "body", event_id: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.event_id = event_id
 
 
 class ReplayedRequest(ValueError):
@@ -142,32 +174,117 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 def parse_event(body: bytes) -> dict[str, Any]:
     """The event in a verified body, checked for the fields q2c relies on.
 
+    Every field q2c stores or orders by is checked for its type and range here, so a
+    malformed event is refused with the field named instead of failing the store.
+
     Raises:
         EventRejected: When the body is not JSON or not a snapshot event with an id, a type,
-            a created time and a data.object.
+            a created time and a data.object, or one of those (or an amount, or a charge's
+            embedded refunds) is of the wrong type or out of range.
     """
     try:
         event = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise EventRejected(f"the body is not UTF-8 JSON ({exc})") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EventRejected(f"the body is not UTF-8 JSON q2c can read ({exc})") from exc
     if not isinstance(event, dict) or event.get("object") != "event":
         raise EventRejected(
             "the body is not a Stripe event (object 'event'); a thin event destination is "
-            "not supported, create a webhook endpoint that sends snapshot events"
+            "not supported, create a webhook endpoint that sends snapshot events", "object"
         )
     for name in ("id", "type"):
-        if not isinstance(event.get(name), str) or not event[name].strip():
-            raise EventRejected(f"the event has no `{name}`")
+        if event.get(name) is None or (isinstance(event[name], str) and not event[name].strip()):
+            raise EventRejected(f"the event has no `{name}`", name)
+        _check_word(event[name], name, "the event's", None)
+    event_id = event["id"]
     created = event.get("created")
-    if isinstance(created, bool) or not isinstance(created, int) or created < 0:
-        raise EventRejected(f"event {event['id']}: `created` is not unix seconds")
+    if isinstance(created, bool) or not isinstance(created, int) or not (
+            0 <= created <= MAX_CREATED):
+        raise EventRejected(f"event {event_id}: `created` is not unix seconds between 0 and "
+                            f"{MAX_CREATED} (9999-12-31)", "created", event_id)
+    if event.get("api_version") is not None:
+        _check_word(event["api_version"], "api_version", f"event {event_id}:", event_id)
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict) or not isinstance(obj.get("object"), str):
-        raise EventRejected(f"event {event['id']}: no data.object with its `object` type")
-    if obj["object"] in KEPT_TYPES and not (isinstance(obj.get("id"), str) and obj["id"]):
-        raise EventRejected(f"event {event['id']}: its {obj['object']} has no `id`")
+        raise EventRejected(f"event {event_id}: no data.object with its `object` type",
+                            "data.object", event_id)
+    _check_object(obj, "data.object", event_id, needs_id=obj["object"] in KEPT_TYPES)
+    if obj["object"] == "charge":
+        _check_refunds(obj.get("refunds"), event_id)
     return event
+
+
+def _check_word(value: object, field: str, owner: str, event_id: str | None) -> None:
+    if not isinstance(value, str) or not _WORD.fullmatch(value):
+        raise EventRejected(f"{owner} `{field}` is not 1 to 255 printable ASCII characters "
+                            "without spaces, as Stripe writes ids and names", field, event_id)
+
+
+def _check_object(obj: Mapping[str, Any], where: str, event_id: str, needs_id: bool) -> None:
+    """The object's type, id and amounts, as `_apply` stores and orders them."""
+    owner = f"event {event_id}:"
+    _check_word(obj.get("object"), f"{where}.object", owner, event_id)
+    if obj.get("id") is None and needs_id:
+        raise EventRejected(f"event {event_id}: its {obj['object']} has no `id`",
+                            f"{where}.id", event_id)
+    if obj.get("id") is not None:
+        _check_word(obj["id"], f"{where}.id", owner, event_id)
+    for name in CHECKED_AMOUNTS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EventRejected(f"event {event_id}: `{where}.{name}` is not a whole number "
+                                "of the currency's smallest unit", f"{where}.{name}", event_id)
+        if abs(value) > MAX_AMOUNT:
+            raise EventRejected(f"event {event_id}: `{where}.{name}` has more than 18 digits, "
+                                "beyond any amount q2c takes", f"{where}.{name}", event_id)
+
+
+def _check_refunds(refunds: object, event_id: str) -> None:
+    """A charge's embedded refund list: absent, or a list object whose `data` is a list of
+    objects."""
+    if refunds is None:
+        return
+    if not isinstance(refunds, dict):
+        raise EventRejected(f"event {event_id}: `data.object.refunds` is not a list object",
+                            "data.object.refunds", event_id)
+    listed = refunds.get("data")
+    if listed is None:
+        return
+    if not isinstance(listed, list):
+        raise EventRejected(f"event {event_id}: `data.object.refunds.data` is not a list",
+                            "data.object.refunds.data", event_id)
+    for n, refund in enumerate(listed):
+        where = f"data.object.refunds.data[{n}]"
+        if not isinstance(refund, dict):
+            raise EventRejected(f"event {event_id}: `{where}` is not an object", where,
+                                event_id)
+        if refund.get("object") == "refund":
+            _check_object(refund, where, event_id, needs_id=False)
+
+
+def quarantine_event(conn: sqlite3.Connection, body: bytes, rejected: EventRejected,
+                     now: dt.datetime) -> int:
+    """Keep a verified body that was refused, once per body; return how often it came.
+
+    Stripe retries a refused delivery, signed anew each time, so the row counts the
+    deliveries of the same body instead of piling up copies.
+    """
+    stamp = now.astimezone(dt.UTC).isoformat(timespec="seconds")
+    digest = hashlib.sha256(body).hexdigest()
+    with opsdb.transaction(conn):
+        conn.execute(
+            "insert into stripe_webhook_quarantine values (?, ?, ?, ?, ?, ?, 1, ?) "
+            "on conflict (body_sha256) do update set deliveries = deliveries + 1, "
+            "last_seen_at = excluded.last_seen_at, field = excluded.field, "
+            "reason = excluded.reason",
+            (digest, rejected.event_id, rejected.field, str(rejected), stamp, stamp, body),
+        )
+        (deliveries,) = conn.execute(
+            "select deliveries from stripe_webhook_quarantine where body_sha256 = ?",
+            (digest,)).fetchone()
+    return int(deliveries)
 
 
 def version_of(event_created: int, obj: Mapping[str, Any], deleted: bool) -> str:

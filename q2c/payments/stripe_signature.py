@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ DEFAULT_TOLERANCE = 300
 SECRET_PREFIX = "whsec_"
 # Longer than any header Stripe sends with two secrets in force; a bigger one is not parsed.
 MAX_HEADER_CHARS = 2048
+# A v1 signature is the hex of an HMAC-SHA256: 64 digits 0-9, a-f.
+_V1 = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureRejected(ValueError):
@@ -65,6 +68,13 @@ def secrets_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
             "key, sk_... or rk_..., does not sign webhooks); copy the endpoint's signing "
             "secret from Stripe"
         )
+    garbled = [n for n, value in enumerate(values, start=1) if not value.isascii()]
+    if garbled:
+        raise SecretsMissing(
+            f"{SECRETS_VARIABLE}: value(s) number {', '.join(map(str, garbled))} hold "
+            "characters outside ASCII, which no Stripe signing secret has; copy the secret "
+            "again"
+        )
     return values
 
 
@@ -87,10 +97,14 @@ def parse_header(value: str | None) -> tuple[int, list[str]]:
             timestamps.append(text)
         elif key == "v1":
             signatures.append(text.lower())
-    if len(timestamps) != 1 or not timestamps[0].isdigit():
+    # isdigit() alone takes "²" and other Unicode digits, which int() refuses.
+    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()):
         raise SignatureRejected("the Stripe-Signature header has no single t=<unix seconds>")
     if not signatures:
         raise SignatureRejected("the Stripe-Signature header has no v1 signature")
+    if not all(_V1.fullmatch(signature) for signature in signatures):
+        raise SignatureRejected("a v1 signature of the Stripe-Signature header is not 64 hex "
+                                "digits")
     return int(timestamps[0]), signatures
 
 
