@@ -22,7 +22,6 @@ from orchestration.dbt_project import DBT_PROJECT_DIR, q2c_dbt_project
 from q2c.dbt_changes import (
     FULL,
     BuildPlan,
-    build_fingerprint,
     plan_build,
     project_fingerprint,
     record_build,
@@ -47,10 +46,10 @@ def plan_for(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: S
         return None
 
     nodes = {spec.metadata[_UNIQUE_ID] for spec in context.assets_def.specs}
-    fingerprint = build_fingerprint(project_fingerprint(DBT_PROJECT_DIR), dbt_vars)
+    project = project_fingerprint(DBT_PROJECT_DIR)
     manifest = json.loads(q2c_dbt_project().manifest_path.read_text())
     with connect(settings.warehouse_path, read_only=True) as conn:
-        plan = plan_build(conn, manifest, nodes, label, fingerprint)
+        plan = plan_build(conn, manifest, nodes, label, project, dbt_vars)
     if context.run.tags.get(FULL_BUILD_TAG) == "true":
         plan.action, plan.build, plan.keep, plan.exclude = FULL, nodes, [], []
         plan.reason = f"run tag {FULL_BUILD_TAG}=true"

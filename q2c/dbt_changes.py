@@ -7,22 +7,25 @@ file dbt reads, and the versions of dbt and its adapter), the vars it ran with, 
 content fingerprint of every source relation upstream of the step's models
 (`q2c.changes`). The next build compares:
 
-- nothing recorded, the project or vars changed, or a model's relation is missing from
-  the warehouse: build everything, as before;
-- no source changed: run no dbt at all;
-- some sources changed: build what is downstream of them (`dbt build --select
-  source:<changed>+`), expressed as an exclusion of the rest, with their tests.
+- nothing recorded, the project changed, a var other than the as-of date changed, or a
+  model's relation is missing from the warehouse: build everything, as before;
+- otherwise build what is downstream of the sources that changed (`dbt build --select
+  source:<changed>+`, expressed as an exclusion of the rest) and of the models that read
+  the as-of date when it moved, or the clock, with their tests;
+- nothing to build: run no dbt at all.
 
-A build that fails records nothing, so the next one compares with the last good build and
-rebuilds again everything downstream of what changed since. Models that read no source
-(a date spine, a seed) are rebuilt only with everything else; vars such as the as-of date
-are part of the fingerprint, so a new business date builds everything.
+A model reads the as-of date through a var (`as_of_date`), directly or through a macro;
+one that falls back to the time the dbt run started (`run_started_at`) for a var q2c does
+not pass reads the clock and is built every time. A build that fails records nothing, so
+the next one compares with the last good build and builds again everything downstream of
+what changed since. Models that read no source (a date spine, a seed) are rebuilt only
+with everything else.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,9 @@ _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependenci
 _PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
 _BUILT_TYPES = ("model", "seed", "snapshot")
 _EXAMPLES = 5
+# The vars that stand for "now" in the models; any other var that changes builds everything.
+DATE_VARS = ("as_of_date", "as_of_timestamp")
+_VAR_READ = re.compile(r"""var\(\s*['"](\w+)['"]""")
 
 
 @dataclass
@@ -50,6 +56,7 @@ class BuildPlan:
     reason: str
     fingerprint: str
     sources: dict[str, str]
+    dbt_vars: dict[str, object] = field(default_factory=dict)
     build: set[str] = field(default_factory=set)
     keep: list[str] = field(default_factory=list)  # parents before children
     changed_sources: list[str] = field(default_factory=list)
@@ -71,34 +78,37 @@ def project_fingerprint(project_dir: Path) -> str:
     return changes.sha256_text(changes.files_sha256(paths, project_dir), *versions)
 
 
-def build_fingerprint(project: str, dbt_vars: Mapping[str, object]) -> str:
-    return changes.sha256_text(project, json.dumps(dbt_vars, sort_keys=True, default=str))
-
-
 def plan_build(
     conn: duckdb.DuckDBPyConnection,
     manifest: Mapping,
     nodes: Iterable[str],
     label: str,
-    fingerprint: str,
+    project: str,
+    dbt_vars: Mapping[str, object],
 ) -> BuildPlan:
     """Decide what the build step `label` must run of its `nodes` (dbt unique ids).
 
-    `fingerprint` is `build_fingerprint` of the project and vars this build runs with.
+    `project` is `project_fingerprint` of the project and `dbt_vars` the vars this build
+    runs with.
     """
     nodes = set(nodes)
     sources = _upstream_sources(manifest, nodes)
     current = {uid: changes.relation_fingerprint(conn, *_source_relation(manifest, uid))
                for uid in sorted(sources)}
-    plan = BuildPlan(FULL, "", fingerprint, current, build=set(nodes))
+    plan = BuildPlan(FULL, "", project, current, dict(dbt_vars), build=set(nodes))
     state = changes.recorded(conn, SCOPE, label)
     if state is None:
         plan.reason = "no earlier successful build of these models on this warehouse"
         return plan
     plan.since_run = state.run_id
-    if state.fingerprint != fingerprint:
-        plan.reason = (f"the dbt project, dbt's version or the vars changed since run "
-                       f"{state.run_id}")
+    if state.fingerprint != project:
+        plan.reason = f"the dbt project or dbt's version changed since run {state.run_id}"
+        return plan
+    earlier_vars = state.details.get("vars", {})
+    moved = sorted(name for name in set(earlier_vars) | set(dbt_vars)
+                   if earlier_vars.get(name) != dbt_vars.get(name))
+    if set(moved) - set(DATE_VARS):
+        plan.reason = f"the vars {', '.join(moved)} changed since run {state.run_id}"
         return plan
     missing = _missing_relations(conn, manifest, nodes)
     if missing:
@@ -106,23 +116,24 @@ def plan_build(
                        f"({', '.join(missing[:_EXAMPLES])})")
         return plan
 
-    plan.tests = state.details.get("tests", {})
-    before = state.details.get("sources", {})
-    changed = sorted(uid for uid, digest in current.items() if before.get(uid) != digest)
+    changed = sorted(uid for uid, digest in current.items()
+                     if state.details.get("sources", {}).get(uid) != digest)
+    readers = _reading(manifest, set(moved), set(dbt_vars))
     plan.changed_sources = [_source_name(manifest, uid) for uid in changed]
-    plan.build = _downstream(manifest, changed) & nodes
+    plan.build = (_downstream(manifest, [*changed, *readers]) | readers) & nodes
     plan.keep = _in_dependency_order(manifest, nodes - plan.build)
-    plan.still_valid_tests = _tests_on(manifest, set(plan.keep) | (sources - set(changed)))
+    plan.tests = state.details.get("tests", {})
+    plan.still_valid_tests = (
+        _tests_on(manifest, set(plan.keep) | (sources - set(changed))) - readers)
+    why = _why(plan, state.run_id, moved, earlier_vars, readers & nodes)
     if not plan.build:
         plan.action = SKIP
-        plan.reason = (f"no source changed since run {state.run_id}" if not changed else
-                       f"the changed sources ({_listed(plan.changed_sources)}) feed none of "
-                       "these models")
+        plan.reason = (f"{why}, but none of these models reads them" if why
+                       else f"nothing these models read changed since run {state.run_id}")
         return plan
     plan.action = PARTIAL
-    plan.reason = (f"{len(changed)} sources changed since run {state.run_id} "
-                   f"({_listed(plan.changed_sources)}): {len(plan.build)} of {len(nodes)} "
-                   "models and seeds are downstream of them")
+    plan.reason = (f"{why}: {len(plan.build)} of {len(nodes)} models and seeds are "
+                   "downstream")
     unchanged_sources = sorted(sources - set(changed))
     plan.exclude = ([_selector(manifest, uid) for uid in sorted(plan.keep)]
                     + [f"source:{_source_name(manifest, uid)}" for uid in unchanged_sources])
@@ -140,8 +151,44 @@ def record_build(conn: duckdb.DuckDBPyConnection, label: str, plan: BuildPlan,
     kept = {uid: result for uid, result in plan.tests.items()
             if uid in plan.still_valid_tests and plan.action != FULL}
     changes.record(conn, SCOPE, label, plan.fingerprint, run_id, {
-        "sources": plan.sources, "action": plan.action, "tests": {**kept, **(tests or {})},
+        "sources": plan.sources, "vars": plan.dbt_vars, "action": plan.action,
+        "tests": {**kept, **(tests or {})},
     })
+
+
+def _why(plan: BuildPlan, since_run: str, moved: list[str], earlier_vars: Mapping,
+         readers: set[str]) -> str:
+    parts = []
+    if plan.changed_sources:
+        parts.append(f"{len(plan.changed_sources)} sources changed since run {since_run} "
+                     f"({_listed(plan.changed_sources)})")
+    if moved:
+        parts.append(", ".join(f"{name} moved from {earlier_vars.get(name)} to "
+                               f"{plan.dbt_vars.get(name)}" for name in moved))
+    if readers:
+        parts.append(f"{len(readers)} of these models read the as-of date or the clock")
+    return "; ".join(parts)
+
+
+def _reading(manifest: Mapping, names: set[str], passed: set[str]) -> set[str]:
+    """Nodes (models and tests) that read a var of `names`, or the time the dbt run started
+    for want of a var among `passed`, in their own code or through macros."""
+
+    def reads(code: str) -> bool:
+        used = set(_VAR_READ.findall(code))
+        return bool(used & names) or ("run_started_at" in code and not used & passed)
+
+    macros = manifest.get("macros", {})
+    reading = {uid for uid, macro in macros.items() if reads(macro.get("macro_sql") or "")}
+    grown = True
+    while grown:
+        callers = {uid for uid, macro in macros.items() if uid not in reading
+                   and set(macro.get("depends_on", {}).get("macros", [])) & reading}
+        reading |= callers
+        grown = bool(callers)
+    return {uid for uid, node in manifest["nodes"].items()
+            if reads(node.get("raw_code") or "")
+            or set(node.get("depends_on", {}).get("macros", [])) & reading}
 
 
 def _version(distribution: str) -> str:

@@ -182,24 +182,25 @@ def test_relations_read_by_a_query_are_the_qualified_names_that_exist():
 # --- the dbt plan ---------------------------------------------------------------------------
 
 # Two sources; a_model reads a, b_model reads b, both_model reads a_model and b_model,
-# b_only reads b_model. A change of source a reaches a_model and both_model only.
+# b_only reads b_model and the as-of date (through a macro). A change of source a reaches
+# a_model and both_model only; a new as-of date reaches b_only only.
 _NODES = {
     "model.p.a_model": ["source.p.s.a"],
     "model.p.b_model": ["source.p.s.b"],
     "model.p.both_model": ["model.p.a_model", "model.p.b_model"],
     "model.p.b_only": ["model.p.b_model"],
 }
-
-
 # Tests: one on b_model, one relating b_only to a_model, one on source b.
 _TESTS = {
     "test.p.unique_b": ["model.p.b_model"],
     "test.p.relation_b_only_a": ["model.p.b_only", "model.p.a_model"],
     "test.p.source_b_not_null": ["source.p.s.b"],
 }
+_DAY = {"as_of_date": "2026-11-30", "reporting_currency": "EUR"}
 
 
-def _manifest() -> dict:
+def _manifest(clock_model: str | None = None) -> dict:
+    """The graph above; `clock_model` also reads the time the dbt run started."""
     parent_map = {**_NODES, **_TESTS, "source.p.s.a": [], "source.p.s.b": []}
     children: dict[str, list[str]] = {uid: [] for uid in parent_map}
     for node, parents in parent_map.items():
@@ -207,13 +208,27 @@ def _manifest() -> dict:
             children[parent].append(node)
     nodes = {uid: {"resource_type": "model", "schema": "marts", "name": uid.rsplit(".", 1)[1],
                    "alias": uid.rsplit(".", 1)[1], "fqn": ["p", uid.rsplit(".", 1)[1]],
-                   "config": {"materialized": "table"}} for uid in _NODES}
+                   "config": {"materialized": "table"}, "raw_code": "select 1",
+                   "depends_on": {"macros": []}} for uid in _NODES}
     nodes |= {uid: {"resource_type": "test", "config": {}} for uid in _TESTS}
+    nodes["model.p.b_only"]["depends_on"]["macros"] = ["macro.p.days_overdue"]
+    if clock_model:
+        nodes[clock_model]["raw_code"] = "select {{ run_started_at }} as computed_at"
+    macros = {
+        "macro.p.as_of": {"macro_sql": "{{ var('as_of_date') }}", "depends_on": {"macros": []}},
+        "macro.p.days_overdue": {"macro_sql": "{{ as_of() }} - due_date",
+                                 "depends_on": {"macros": ["macro.p.as_of"]}},
+    }
     return {
         "sources": {f"source.p.s.{name}": {"schema": "raw", "identifier": name, "name": name,
                                            "source_name": "s"} for name in ("a", "b")},
-        "nodes": nodes, "parent_map": parent_map, "child_map": children,
+        "nodes": nodes, "macros": macros, "parent_map": parent_map, "child_map": children,
     }
+
+
+def _plan(conn, project: str = "project-1", manifest: dict | None = None, **dbt_vars):
+    return plan_build(conn, manifest or _manifest(), _NODES, "build", project,
+                      {**_DAY, **dbt_vars})
 
 
 @pytest.fixture
@@ -227,27 +242,27 @@ def built():
 
 
 def test_a_first_build_builds_everything(built):
-    plan = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    plan = _plan(built)
 
     assert plan.action == FULL
     assert plan.build == set(_NODES)
 
 
-def test_no_changed_source_runs_no_dbt(built):
-    record_build(built, "build", plan_build(built, _manifest(), _NODES, "build", "fp-1"), "r1")
+def test_nothing_changed_runs_no_dbt(built):
+    record_build(built, "build", _plan(built), "r1")
 
-    plan = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    plan = _plan(built)
 
     assert plan.action == SKIP
-    assert plan.reason == "no source changed since run r1"
+    assert plan.reason == "nothing these models read changed since run r1"
     assert set(plan.keep) == set(_NODES)
 
 
 def test_a_changed_source_builds_what_is_downstream_of_it(built):
-    record_build(built, "build", plan_build(built, _manifest(), _NODES, "build", "fp-1"), "r1")
+    record_build(built, "build", _plan(built), "r1")
     built.execute("insert into raw.a values (3)")
 
-    plan = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    plan = _plan(built)
 
     assert plan.action == PARTIAL
     assert plan.changed_sources == ["s.a"]
@@ -256,15 +271,34 @@ def test_a_changed_source_builds_what_is_downstream_of_it(built):
     assert plan.exclude == ["fqn:p.b_model", "fqn:p.b_only", "source:s.b"]
 
 
+def test_a_new_as_of_date_builds_the_models_that_read_it(built):
+    record_build(built, "build", _plan(built), "r1")
+
+    plan = _plan(built, as_of_date="2026-12-01")
+
+    assert plan.action == PARTIAL
+    assert plan.build == {"model.p.b_only"}
+    assert "as_of_date moved from 2026-11-30 to 2026-12-01" in plan.reason
+
+
+def test_a_model_that_reads_the_clock_is_built_every_time(built):
+    manifest = _manifest(clock_model="model.p.b_model")
+    record_build(built, "build", _plan(built, manifest=manifest), "r1")
+
+    plan = _plan(built, manifest=manifest)
+
+    assert plan.action == PARTIAL
+    assert plan.build == {"model.p.b_model", "model.p.both_model", "model.p.b_only"}
+
+
 def test_only_tests_whose_every_parent_was_kept_keep_their_last_result(built):
     passed = {"passed": True, "severity": "ERROR", "run_id": "r1"}
-    first = plan_build(built, _manifest(), _NODES, "build", "fp-1")
-    record_build(built, "build", first, "r1", {uid: passed for uid in _TESTS})
+    record_build(built, "build", _plan(built), "r1", {uid: passed for uid in _TESTS})
     built.execute("insert into raw.a values (3)")
 
-    plan = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    plan = _plan(built)
     record_build(built, "build", plan, "r2", {})
-    after = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    after = _plan(built)
 
     # b_model and source b are kept; the relation test also reads the rebuilt a_model.
     assert plan.still_valid_tests == {"test.p.unique_b", "test.p.source_b_not_null"}
@@ -273,23 +307,25 @@ def test_only_tests_whose_every_parent_was_kept_keep_their_last_result(built):
 
 
 def test_changed_project_or_vars_and_missing_models_build_everything(built):
-    record_build(built, "build", plan_build(built, _manifest(), _NODES, "build", "fp-1"), "r1")
+    record_build(built, "build", _plan(built), "r1")
 
-    other_vars = plan_build(built, _manifest(), _NODES, "build", "fp-2")
+    other_project = _plan(built, project="project-2")
+    other_vars = _plan(built, reporting_currency="USD")
     built.execute("drop table marts.b_only")
-    dropped = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    dropped = _plan(built)
 
-    assert (other_vars.action, dropped.action) == (FULL, FULL)
-    assert "changed since run r1" in other_vars.reason
+    assert (other_project.action, other_vars.action, dropped.action) == (FULL, FULL, FULL)
+    assert other_project.reason == "the dbt project or dbt's version changed since run r1"
+    assert other_vars.reason == "the vars reporting_currency changed since run r1"
     assert dropped.reason == "1 models are missing from the warehouse (marts.b_only)"
 
 
 def test_a_failed_build_records_nothing_so_the_next_one_rebuilds(built):
-    record_build(built, "build", plan_build(built, _manifest(), _NODES, "build", "fp-1"), "r1")
+    record_build(built, "build", _plan(built), "r1")
     built.execute("insert into raw.b values (4)")
-    plan_build(built, _manifest(), _NODES, "build", "fp-1")  # dbt failed: nothing recorded
+    _plan(built)  # dbt failed: nothing recorded
 
-    again = plan_build(built, _manifest(), _NODES, "build", "fp-1")
+    again = _plan(built)
 
     assert again.action == PARTIAL
     assert again.build == {"model.p.b_model", "model.p.both_model", "model.p.b_only"}
@@ -363,7 +399,7 @@ def test_unchanged_landing_runs_no_dbt_and_says_so(reruns):
     assert set(models) < set(_metadata(first, "q2c_dbt_models"))
     assert {meta["rebuilt"] for meta in models.values()} == {False}
     assert {meta["why_not_rebuilt"] for meta in models.values()} == {
-        f"no source changed since run {first.run_id}"}
+        f"nothing these models read changed since run {first.run_id}"}
     # The tests gating later steps report their result on the same rows in the first run.
     reported = [evaluation for evaluation in second.get_asset_check_evaluations()
                 if "tested_in_run" in evaluation.metadata]
@@ -423,8 +459,12 @@ def _unique_id(key: dg.AssetKey, manifest: dict) -> str:
 
 def test_a_changed_invoice_is_the_only_one_rendered_again(reruns):
     first, second, third = reruns["first"], reruns["second"], reruns["third"]
-    documents = {name: _metadata(reruns[name], "documents__invoice_pdfs")[
-        dg.AssetKey(["documents", "invoice_pdfs"])] for name in ("first", "second", "third")}
+    # The step's own materialization comes first; one per issue date with new PDFs follows.
+    documents = {
+        name: {key: value.value for key, value in reruns[name].asset_materializations_for_node(
+            "documents__invoice_pdfs")[0].metadata.items()}
+        for name in ("first", "second", "third")
+    }
     with connect(reruns["home"] / "warehouse.duckdb", read_only=True) as conn:
         rendered_third = conn.execute(
             "select invoice_id from q2c_ops.document_manifest where run_id = ?",
