@@ -15,6 +15,7 @@ it already holds is never queued again.
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
@@ -24,12 +25,19 @@ from assets.documents import DOCUMENTS_KEY, EINVOICES_KEY, issue_window
 from orchestration.jobs import DELIVERY_POOL, DELIVERY_TAG, NETWORK_RETRY
 from orchestration.resources import Q2CSettings
 from q2c import opsdb
-from q2c.attachments.nightly import plan_for_delivery
+from q2c.attachments.nightly import AttachmentRun, plan_for_delivery
 from q2c.content.registry import load_registry
 from q2c.delivery.bounces import read_bounces
 from q2c.delivery.envelope import PORTAL
 from q2c.delivery.export import export_deliveries
-from q2c.delivery.outbox import DOCUMENT_KINDS, Outbox, RetryPolicy, SendPace, document_key
+from q2c.delivery.outbox import (
+    DOCUMENT_KINDS,
+    EnqueueReport,
+    Outbox,
+    RetryPolicy,
+    SendPace,
+    document_key,
+)
 from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.pool import input_hash
@@ -59,7 +67,7 @@ OUTBOX_PAYLOADS_KEY = dg.AssetKey(["q2c_ops", "outbox_payloads"])
 DELIVERY_EVENTS_KEY = dg.AssetKey(["q2c_ops", "delivery_events"])
 
 
-def _due(settings, conn, issued: dict[str, str] | None = None) -> DeliverySelection:
+def due_for_delivery(settings, conn, issued: dict[str, str] | None = None) -> DeliverySelection:
     """Invoices due tonight; with `issued` (a partitioned run's days), those invoices only."""
     known = Outbox(settings.ops_store).document_keys_known()
     selection = select_due(conn, held_invoice_ids(conn), known,
@@ -92,7 +100,7 @@ def _days(window, settings) -> str:
     return f"{window[0]} to {window[1]}" if window else f"all up to {settings.run_date}"
 
 
-def _review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
+def review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
     """Asked right before each send: a decision taken after queueing still counts."""
     status = review.status_of([invoice_id]).get(invoice_id)
     if status == PENDING:
@@ -102,7 +110,7 @@ def _review_hold(review: ReviewQueue, invoice_id: str) -> str | None:
     return None
 
 
-def _cancel_rejected(box: Outbox, review: ReviewQueue) -> list[str]:
+def cancel_rejected(box: Outbox, review: ReviewQueue) -> list[str]:
     """Cancel queued, not yet sent deliveries whose invoice a reviewer rejected since."""
     cancelled = []
     for invoice_id, status in review.status_of(box.unsent_invoice_ids()).items():
@@ -152,6 +160,58 @@ def _exported_chain_head(conn) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row else None
 
 
+@dataclass(frozen=True)
+class QueuedInvoices:
+    """What queueing the released invoices did, for the step's metadata and later checks."""
+
+    enqueued: EnqueueReport
+    attachments: AttachmentRun
+    exported_head: tuple[int, str] | None
+
+
+def queue_released_invoices(
+    box: Outbox, review: ReviewQueue, settings, content, channels,
+    selection: DeliverySelection, run_id: str,
+) -> QueuedInvoices:
+    """Queue the due invoices review has released, with every channel's bytes built now.
+
+    The nightly outbox step and the Celery fan-out job both queue this way, so an invoice
+    waits for approval, needs its stored PDF as it is now, and is never queued twice,
+    whichever job reaches it. An invoice that cannot go yet is recorded in `selection`.
+    """
+    used = resolve_content(content)
+    with connect(settings.warehouse_path) as conn:
+        gate = review.release_gate([invoice.invoice_id for invoice in selection.due])
+        allowed = set(gate.allowed)
+        for invoice in selection.due:
+            if invoice.invoice_id not in allowed:
+                selection.skip("waiting for review approval (q2c review list)",
+                               invoice.invoice_number)
+        due = [invoice for invoice in selection.due if invoice.invoice_id in allowed]
+        batch = load_invoice_batch(conn, [invoice.invoice_id for invoice in due],
+                                   settings.seller)
+        stored = stored_documents(conn)
+        einvoices = stored_einvoices(conn)
+        exported_head = _exported_chain_head(conn)
+
+    by_id = {invoice.invoice_id: invoice for invoice in due}
+    ready = []
+    for doc in batch.documents:
+        document = stored.get(input_hash(doc, used))
+        if document is None:
+            selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
+        else:
+            ready.append((by_id[doc.invoice_id], doc, document))
+    _stop_if_the_trail_changed(box, exported_head, settings)
+
+    with connect(settings.warehouse_path) as conn:
+        attachments = plan_for_delivery(conn, [doc for _, doc, _ in ready], settings, content,
+                                        run_id)
+    items = build_items(ready, einvoices, content, settings, channels[PORTAL],
+                        attachments=attachments)
+    return QueuedInvoices(box.enqueue(items, run_id), attachments, exported_head)
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(REVIEW_QUEUE_KEY, deps=[DOCUMENTS_KEY, EINVOICES_KEY],
@@ -174,7 +234,7 @@ def review_queue(context: dg.AssetExecutionContext, q2c: Q2CSettings):
     queue = ReviewQueue(settings.ops_store)
     window = issue_window(context)
     with connect(settings.warehouse_path) as conn:
-        due = _due(settings, conn, _issued_on_days(conn, window)).due
+        due = due_for_delivery(settings, conn, _issued_on_days(conn, window)).due
         candidates = load_candidates(conn, policy, [invoice.invoice_id for invoice in due])
         gate = queue.screen(candidates, policy)
         with opsdb.connect(settings.ops_store) as store:
@@ -254,7 +314,6 @@ def outbox(context: dg.AssetExecutionContext, config: OutboxConfig, q2c: Q2CSett
     """
     settings = q2c.load()
     content = load_registry(settings.content_dir)
-    used = resolve_content(content)
     channels = delivery_channels(settings)
     box = Outbox(settings.ops_store)
     review = ReviewQueue(settings.ops_store)
@@ -262,35 +321,11 @@ def outbox(context: dg.AssetExecutionContext, config: OutboxConfig, q2c: Q2CSett
 
     with connect(settings.warehouse_path) as conn:
         issued = _issued_on_days(conn, window)
-        selection = _due(settings, conn, issued)
-        gate = review.release_gate([invoice.invoice_id for invoice in selection.due])
-        allowed = set(gate.allowed)
-        for invoice in selection.due:
-            if invoice.invoice_id not in allowed:
-                selection.skip("waiting for review approval (q2c review list)",
-                               invoice.invoice_number)
-        due = [invoice for invoice in selection.due if invoice.invoice_id in allowed]
-        batch = load_invoice_batch(conn, [invoice.invoice_id for invoice in due],
-                                   settings.seller)
-        stored = stored_documents(conn)
-        einvoices = stored_einvoices(conn)
-        exported_head = _exported_chain_head(conn)
-
-    by_id = {invoice.invoice_id: invoice for invoice in due}
-    ready = []
-    for doc in batch.documents:
-        document = stored.get(input_hash(doc, used))
-        if document is None:
-            selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
-        else:
-            ready.append((by_id[doc.invoice_id], doc, document))
-    _stop_if_the_trail_changed(box, exported_head, settings)
-    with connect(settings.warehouse_path) as conn:
-        attachments = plan_for_delivery(conn, [doc for _, doc, _ in ready], settings, content,
-                                        context.run_id)
-    items = build_items(ready, einvoices, content, settings, channels[PORTAL],
-                        attachments=attachments)
-    enqueued = box.enqueue(items, context.run_id)
+        selection = due_for_delivery(settings, conn, issued)
+    queued = queue_released_invoices(box, review, settings, content, channels, selection,
+                                     context.run_id)
+    enqueued, attachments, exported_head = (
+        queued.enqueued, queued.attachments, queued.exported_head)
 
     bounces = read_bounces(
         maildir=settings.bounce_maildir, sqs_queue_url=settings.ses_bounce_queue_url,
@@ -303,12 +338,12 @@ def outbox(context: dg.AssetExecutionContext, config: OutboxConfig, q2c: Q2CSett
         context.log.error("invoice %s: partner %s rejected its 810 (%s); the policy says to "
                           "settle it with the partner, not to fail over",
                           alert.invoice_number, alert.partner, "; ".join(alert.errors))
-    cancelled = _cancel_rejected(box, review)
+    cancelled = cancel_rejected(box, review)
     paced = config.max_sends_per_second > 0 and settings.mail_channel != "eml"
     # Invoice documents only: a reminder waiting in the same outbox is sent by the dunning
     # step, which first checks that its invoice is still unpaid and undisputed.
     report = box.process(channels, context.run_id, retry=RetryPolicy(),
-                         hold=lambda invoice_id: _review_hold(review, invoice_id),
+                         hold=lambda invoice_id: review_hold(review, invoice_id),
                          invoice_ids=issued, limit=config.max_sends_per_run or None,
                          pace=SendPace(config.max_sends_per_second) if paced else None,
                          kinds=DOCUMENT_KINDS)

@@ -72,7 +72,7 @@ def _stored_input_hashes(conn) -> set[str]:
     return {digest for digest, path in rows if Path(path).is_file()}
 
 
-def _quarantine(
+def quarantine_renders(
     conn, run_id: str, rows: list[tuple[str, str, str, str]], scope: list[str] | None
 ) -> None:
     """Invoices the documents step could not build or render, for the run report.
@@ -204,7 +204,7 @@ def invoice_documents(context: dg.AssetExecutionContext, q2c: Q2CSettings):
 
     with connect(settings.warehouse_path) as conn:
         record_manifest(conn, rendered, context.run_id)
-        _quarantine(conn, context.run_id, [
+        quarantine_renders(conn, context.run_id, [
             *[(r.invoice_id, r.table, r.field, r.reason) for r in batch.rejected],
             *[(f.invoice_id, "document_manifest", "pdf", f.error) for f in failures],
         ], scope=None if window is None else issued)

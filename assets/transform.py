@@ -27,7 +27,7 @@ from dagster_dbt import (
 from assets import dbt_changes
 from assets.ingest import raw_asset_key
 from orchestration.dbt_project import q2c_dbt_project
-from orchestration.resources import Q2CSettings, apply_dbt_environment, dbt_source_vars
+from orchestration.resources import Q2CSettings, dbt_environment_applied, dbt_source_vars
 from q2c.dbt_changes import SKIP
 from q2c.warehouse import OPS_SCHEMA, connect
 
@@ -136,14 +136,14 @@ def q2c_delivery_marts(
 def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, q2c: Q2CSettings,
                label: str):
     settings = q2c.load()
-    apply_dbt_environment(settings)
     dbt_vars = {"as_of_date": settings.run_date.isoformat(), **dbt_source_vars(settings)}
-    plan = dbt_changes.plan_for(context, dbt, settings, label, dbt_vars)
-    if plan is not None:
-        context.log.info("dbt %s: %s build, %s", label, plan.action, plan.reason)
-    events = [] if plan and plan.action == SKIP else _run_dbt(
-        context, dbt, settings, label, ["--vars", json.dumps(dbt_vars),
-                                        *dbt_changes.selection_args(plan)])
+    with dbt_environment_applied(settings):
+        plan = dbt_changes.plan_for(context, dbt, settings, label, dbt_vars)
+        if plan is not None:
+            context.log.info("dbt %s: %s build, %s", label, plan.action, plan.reason)
+        events = [] if plan and plan.action == SKIP else _run_dbt(
+            context, dbt, settings, label, ["--vars", json.dumps(dbt_vars),
+                                            *dbt_changes.selection_args(plan)])
     dbt_changes.record(context, settings, label, plan, events)
     yield from dbt_changes.kept_outputs(context, plan)
 

@@ -50,19 +50,16 @@ from pydantic import Field
 from assets.delivery import (
     DELIVERY_EVENTS_KEY,
     OUTBOX_KEY,
-    _cancel_rejected,
-    _due,
-    _exported_chain_head,
-    _review_hold,
-    _stop_if_the_trail_changed,
+    cancel_rejected,
+    due_for_delivery,
+    queue_released_invoices,
+    review_hold,
 )
-from assets.documents import DOCUMENT_PARTITIONS, DOCUMENTS_KEY, _quarantine, issue_window
+from assets.documents import DOCUMENT_PARTITIONS, DOCUMENTS_KEY, issue_window, quarantine_renders
 from orchestration.jobs import DELIVERY_POOL, DELIVERY_TAG, NETWORK_RETRY
 from orchestration.resources import Q2CSettings
 from q2c import opsdb
-from q2c.attachments.nightly import plan_for_delivery
 from q2c.content.registry import load_registry
-from q2c.delivery.envelope import PORTAL
 from q2c.delivery.export import export_deliveries
 from q2c.delivery.outbox import Outbox, RetryPolicy, SendPace
 from q2c.delivery.policy import load_policy as load_channel_policy
@@ -71,7 +68,6 @@ from q2c.documents.model import InvoiceDocument
 from q2c.documents.pool import (
     RenderedDocument,
     RenderFailure,
-    input_hash,
     plan_batch,
     record_manifest,
     render_to_store,
@@ -81,9 +77,8 @@ from q2c.einvoice_documents import (
     einvoice_targets,
     held_elsewhere,
     produce_einvoices,
-    stored_einvoices,
 )
-from q2c.invoice_delivery import build_items, delivery_channels
+from q2c.invoice_delivery import delivery_channels
 from q2c.invoice_mail import stored_documents
 from q2c.review import ReviewQueue, export_review
 from q2c.review import load_policy as load_review_policy
@@ -329,7 +324,7 @@ def _record_renders(conn, batch: BatchPlan, renderings: list[ChunkRendering], ru
     rendered = [doc for rendering in renderings for doc in rendering.rendered]
     failures = [failure for rendering in renderings for failure in rendering.failures]
     record_manifest(conn, rendered, run_id)
-    _quarantine(conn, run_id, [
+    quarantine_renders(conn, run_id, [
         *batch.not_buildable,
         *[(f.invoice_id, "document_manifest", "pdf", f.error) for f in failures],
     ], scope=list(batch.issued))
@@ -381,35 +376,12 @@ def queue_for_delivery(
                                    load_channel_policy(settings.delivery_policy_file))
         einvoice_run = produce_einvoices(conn, targets, settings, content, used,
                                          context.run_id)
-        selection = _due(settings, conn, batch.issued)
+        selection = due_for_delivery(settings, conn, batch.issued)
         _screen(conn, settings, review, [invoice.invoice_id for invoice in selection.due])
-        allowed = set(review.release_gate([i.invoice_id for i in selection.due]).allowed)
-        for invoice in selection.due:
-            if invoice.invoice_id not in allowed:
-                selection.skip("waiting for review approval (q2c review list)",
-                               invoice.invoice_number)
-        due = [invoice for invoice in selection.due if invoice.invoice_id in allowed]
-        documents = load_invoice_batch(conn, [i.invoice_id for i in due], settings.seller)
-        stored = stored_documents(conn)
-        einvoices = stored_einvoices(conn)
-        exported_head = _exported_chain_head(conn)
-
-    by_id = {invoice.invoice_id: invoice for invoice in due}
-    ready = []
-    for doc in documents.documents:
-        document = stored.get(input_hash(doc, used))
-        if document is None:
-            selection.skip("no stored PDF for the invoice as it is now", doc.invoice_number)
-        else:
-            ready.append((by_id[doc.invoice_id], doc, document))
-    _stop_if_the_trail_changed(box, exported_head, settings)
-    with connect(settings.warehouse_path) as conn:
-        attachments = plan_for_delivery(conn, [doc for _, doc, _ in ready], settings, content,
-                                        context.run_id)
-    items = build_items(ready, einvoices, content, settings, channels[PORTAL],
-                        attachments=attachments)
-    enqueued = box.enqueue(items, context.run_id)
-    cancelled = _cancel_rejected(box, review)
+    queued = queue_released_invoices(box, review, settings, content, channels, selection,
+                                     context.run_id)
+    enqueued, exported_head = queued.enqueued, queued.exported_head
+    cancelled = cancel_rejected(box, review)
 
     unsent = sorted(set(box.unsent_invoice_ids()) & set(batch.issued))
     chunks = split_into_chunks(unsent, batch.chunks)
@@ -457,7 +429,7 @@ def deliver_chunk(
 
     report = box.process(
         delivery_channels(settings), context.run_id, retry=RetryPolicy(),
-        hold=lambda invoice_id: _review_hold(review, invoice_id),
+        hold=lambda invoice_id: review_hold(review, invoice_id),
         invoice_ids=chunk.invoice_ids,
         pace=SendPace(chunk.sends_per_second) if paced else None,
     )

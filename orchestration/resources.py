@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -57,6 +59,19 @@ def dbt_source_vars(settings: Settings) -> dict[str, bool]:
     return {f"q2c_{name}_enabled": name in settings.sources for name in SOURCES}
 
 
-def apply_dbt_environment(settings: Settings) -> None:
-    """dagster-dbt starts dbt with this process's environment, so the profile values go there."""
-    os.environ.update(dbt_environment(settings))
+@contextmanager
+def dbt_environment_applied(settings: Settings) -> Iterator[None]:
+    """dagster-dbt starts dbt with this process's environment, so the profile values go there
+    for the length of the dbt call, and the process gets its own values back afterwards: a
+    later run in the same process (the UI's, a test's) must not build into this warehouse."""
+    values = dbt_environment(settings)
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -176,11 +176,17 @@ def check_database_locale(pg_conn) -> None:
         )
 
 
-def _duck_ident(name: str) -> str:
+def duck_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _tables_to_copy(duck_conn, ops_tables: Iterable[str]) -> list[tuple[str, str]]:
+def tables_to_copy(duck_conn, ops_tables: Iterable[str],
+                   target: str = "Postgres") -> list[tuple[str, str]]:
+    """The raw tables and the named ops tables of the DuckDB warehouse, as (schema, name).
+
+    An ops table a dbt source reads but DuckDB does not have is named in a warning: the
+    models reading it fail on `target` until it is there.
+    """
     ops_tables = set(ops_tables)
     found = [
         (schema, name) for schema, name in duck_conn.execute(
@@ -192,7 +198,7 @@ def _tables_to_copy(duck_conn, ops_tables: Iterable[str]) -> list[tuple[str, str
     present = {name for schema, name in found if schema == OPS_SCHEMA}
     for name in sorted(ops_tables - present):
         log.warning("%s.%s is not in the DuckDB warehouse; not copied (dbt models reading "
-                    "it fail on Postgres until it is)", OPS_SCHEMA, name)
+                    "it fail on %s until it is)", OPS_SCHEMA, name, target)
     return found
 
 
@@ -382,7 +388,7 @@ def _copy_table(duck_conn, cur, schema: str, name: str, columns: list[tuple[str,
     export = folder / f"{schema}.{name}.csv"
     # Every value is quoted, so an unquoted empty field is a NULL and "" an empty text.
     duck_conn.execute(
-        f"copy (select * from {_duck_ident(schema)}.{_duck_ident(name)}) "
+        f"copy (select * from {duck_ident(schema)}.{duck_ident(name)}) "
         f"to '{str(export).replace(chr(39), chr(39) * 2)}' "
         "(format csv, header false, force_quote *)"
     )
@@ -419,7 +425,7 @@ def push_to_postgres(
     copied: list[CopiedTable] = []
     with connect(Path(warehouse_path), read_only=True) as duck_conn, \
             tempfile.TemporaryDirectory(prefix="q2c-push-") as folder:
-        tables = _tables_to_copy(duck_conn, ops_tables)
+        tables = tables_to_copy(duck_conn, ops_tables)
         if not any(schema.startswith(RAW_SCHEMA_PREFIX) for schema, _ in tables):
             raise PostgresWarehouseError(
                 f"no raw_<source> tables in {warehouse_path}: run the ingest (`q2c run`) "

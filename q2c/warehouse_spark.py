@@ -27,8 +27,8 @@ import jinja2
 import yaml
 
 from q2c.settings import PROJECT_ROOT
-from q2c.warehouse import OPS_SCHEMA, connect
-from q2c.warehouse_postgres import RAW_SCHEMA_PREFIX, ops_source_tables
+from q2c.warehouse import connect
+from q2c.warehouse_postgres import duck_ident, ops_source_tables, tables_to_copy
 
 log = logging.getLogger(__name__)
 
@@ -134,34 +134,14 @@ def _quiet_session_reuse(session) -> None:
         "org.apache.spark.sql.SparkSession", jvm.org.apache.logging.log4j.Level.ERROR)
 
 
-def _duck_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _spark_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
-
-
-def _tables_to_load(duck_conn, ops_tables: Iterable[str]) -> list[tuple[str, str]]:
-    ops_tables = set(ops_tables)
-    found = [
-        (schema, name) for schema, name in duck_conn.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE' order by table_schema, table_name"
-        ).fetchall()
-        if schema.startswith(RAW_SCHEMA_PREFIX) or (schema == OPS_SCHEMA and name in ops_tables)
-    ]
-    present = {name for schema, name in found if schema == OPS_SCHEMA}
-    for name in sorted(ops_tables - present):
-        log.warning("%s.%s is not in the DuckDB warehouse; not loaded (dbt models reading "
-                    "it fail on Spark until it is)", OPS_SCHEMA, name)
-    return found
 
 
 def _export(duck_conn, schema: str, name: str, folder: Path) -> tuple[Path, int]:
     path = folder / schema / f"{name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    relation = f"{_duck_ident(schema)}.{_duck_ident(name)}"
+    relation = f"{duck_ident(schema)}.{duck_ident(name)}"
     duck_conn.execute(
         f"copy (select * from {relation}) to '{str(path).replace(chr(39), chr(39) * 2)}' "
         "(format parquet)"
@@ -197,7 +177,7 @@ def load_into_spark(
     try:
         with connect(Path(warehouse_path), read_only=True) as duck_conn:
             exported = [(schema, name, *_export(duck_conn, schema, name, folder))
-                        for schema, name in _tables_to_load(duck_conn, ops_tables)]
+                        for schema, name in tables_to_copy(duck_conn, ops_tables, "Spark")]
         for schema in sorted({schema for schema, *_ in exported}):
             spark.sql(f"create database if not exists {_spark_ident(schema)}")
         for schema, name, path, rows in exported:

@@ -18,26 +18,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from q2c.collections.policy import Stage
 from q2c.content.formatting import parse_locale
 from q2c.content.registry import ContentRegistry
-from q2c.content.selection import content_in_force
+from q2c.documents.email import RenderedEmail, render_governed_email
 from q2c.documents.model import InvoiceDocument
-from q2c.documents.render import legal_texts, message_blocks, selection_labels
 from q2c.money import Money
-
-
-@dataclass(frozen=True)
-class RenderedReminder:
-    """Subject, bodies and the content versions of one dunning email."""
-
-    subject: str
-    html: str
-    text: str
-    versions: dict[str, dict[str, str]]
-    content_selection: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,7 +56,7 @@ class ReminderFacts:
 
 def render_customer_reminder(
     doc: InvoiceDocument, stage: Stage, content: ContentRegistry, facts: ReminderFacts
-) -> RenderedReminder:
+) -> RenderedEmail:
     """Render the stage's email to the customer about one overdue invoice."""
     context = {
         "customer_name": doc.buyer.name,
@@ -101,7 +89,7 @@ def render_owner_handoff(
     *,
     owner_name: str,
     billing_email: str,
-) -> RenderedReminder:
+) -> RenderedEmail:
     """Render the hand-over of one overdue invoice to the account owner, in the language
     the policy gives the stage."""
     language = stage.language or "en"
@@ -135,39 +123,8 @@ def _render(
     *,
     subject_key: str,
     subject_values: Mapping[str, str],
-) -> RenderedReminder:
-    in_force = content_in_force(content, on=on, channel="email")
-    html_selection = in_force.select(doc, document=stage.html_template)
-    text_selection = in_force.select(doc, document=stage.text_template)
-    for entry in (*html_selection.entries(), text_selection.template):
-        content.verify(entry)
-    labels = selection_labels(content, html_selection)
-    theme = html_selection.theme
-    full_context = {
-        **context,
-        "locale": doc.locale,
-        "labels": labels,
-        "colors": content.read_yaml(theme, "theme.yaml").get("colors") or {},
-        "blocks": message_blocks(content, html_selection, doc, labels),
-        "legal_texts": legal_texts(content, html_selection),
-        "direction": html_selection.direction,
-    }
-
-    subject = labels[subject_key]
-    for name, value in subject_values.items():
-        subject = subject.replace("{" + name + "}", value)
-    return RenderedReminder(
-        subject=" ".join(subject.split()),
-        html=content.template(html_selection.template).render(full_context),
-        text=content.template(text_selection.template).render(full_context),
-        versions={
-            role: {"id": entry.id, "version": str(entry.version)}
-            for role, entry in (
-                ("html", html_selection.template),
-                ("text", text_selection.template),
-                ("theme", theme),
-                ("texts", html_selection.texts),
-            )
-        },
-        content_selection=html_selection.record(),
+) -> RenderedEmail:
+    return render_governed_email(
+        doc, content, (stage.html_template, stage.text_template), subject_key,
+        {**context, "locale": doc.locale}, subject_values, on,
     )

@@ -112,6 +112,35 @@ def _render_email(
     portal_url: str | None,
     on: dt.date | None,
 ) -> RenderedEmail:
+    return render_governed_email(
+        doc, content, template_ids, subject_key,
+        {**email_context(doc, portal_url), **extra},
+        {"number": doc.invoice_number, "seller": doc.seller.name},
+        on,
+    )
+
+
+def render_governed_email(
+    doc: InvoiceDocument,
+    content: ContentRegistry,
+    template_ids: tuple[str, str],
+    subject_key: str,
+    context: Mapping[str, object],
+    subject_values: Mapping[str, str],
+    on: dt.date | None,
+) -> RenderedEmail:
+    """Render an HTML and a text body and a subject from approved content in force `on`.
+
+    Every email q2c sends (invoices, payment reminders, dunning) goes through here, so each
+    one verifies its content, carries the theme's colors, the message blocks and legal
+    texts its targeting selects, and records the exact versions it used.
+
+    Args:
+        template_ids: The HTML and the text template ids.
+        subject_key: The label holding the subject, with `{name}` placeholders.
+        context: The template variables of this kind of email.
+        subject_values: What fills the subject's placeholders, literally.
+    """
     in_force = content_in_force(content, on=on, channel="email")
     html_selection = in_force.select(doc, document=template_ids[0])
     text_selection = in_force.select(doc, document=template_ids[1])
@@ -119,22 +148,20 @@ def _render_email(
         content.verify(entry)
     labels = selection_labels(content, html_selection)
     theme = html_selection.theme
-    colors = content.read_yaml(theme, "theme.yaml").get("colors") or {}
-    context = {
-        **email_context(doc, portal_url),
-        **extra,
+    full_context = {
+        **context,
         "labels": labels,
-        "colors": colors,
+        "colors": content.read_yaml(theme, "theme.yaml").get("colors") or {},
         "blocks": message_blocks(content, html_selection, doc, labels),
         "legal_texts": legal_texts(content, html_selection),
         "direction": html_selection.direction,
     }
 
-    subject = _fill(labels[subject_key], number=doc.invoice_number, seller=doc.seller.name)
+    subject = _fill(labels[subject_key], **subject_values)
     return RenderedEmail(
         subject=" ".join(subject.split()),
-        html=content.template(html_selection.template).render(context),
-        text=content.template(text_selection.template).render(context),
+        html=content.template(html_selection.template).render(full_context),
+        text=content.template(text_selection.template).render(full_context),
         versions={
             role: {"id": entry.id, "version": str(entry.version)}
             for role, entry in (
