@@ -39,6 +39,20 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{', '.join(missing)}. Place (or link) it at {SHARED} as the README says.",
             returncode=2,
         )
+    if not hasattr(config, "workerinput"):
+        _parse_dbt_project_once()
+
+
+def _parse_dbt_project_once() -> None:
+    """Parse the dbt project before any test worker starts.
+
+    Each worker process loads the Dagster definitions, which parse the project into
+    `dbt_project/target` when its manifest is missing or stale (a fresh clone). Parsed here
+    first, the workers find it fresh, and two of them never write it at the same time.
+    """
+    from orchestration.dbt_project import ensure_manifest
+
+    ensure_manifest()
 
 
 SMTP_HOST = "127.0.0.1"
