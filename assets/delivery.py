@@ -71,7 +71,8 @@ def due_for_delivery(settings, conn, issued: dict[str, str] | None = None) -> De
     """Invoices due tonight; with `issued` (a partitioned run's days), those invoices only."""
     known = Outbox(settings.ops_store).document_keys_known()
     selection = select_due(conn, held_invoice_ids(conn), known,
-                           load_channel_policy(settings.delivery_policy_file),
+                           load_channel_policy(settings.delivery_policy_file,
+                                               ops_store=settings.ops_store),
                            settings.run_date, delivery_start(settings))
     if issued is None:
         return selection

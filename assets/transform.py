@@ -35,7 +35,7 @@ _LAYER_BY_FOLDER = {"staging": "staging", "intermediate": "intermediate"}
 
 # q2c's own records that dbt reads after delivery, keyed like the tables the delivery
 # assets export them to (`q2c_ops.<table>`).
-OPS_SOURCES = {"q2c_delivery", "q2c_review", "q2c_collections"}
+OPS_SOURCES = {"q2c_delivery", "q2c_review", "q2c_collections", "q2c_portal"}
 # The delivery marts and their reporting views are built after the outbox has run.
 DELIVERY_MARTS = "path:models/marts/delivery path:models/reporting/delivery"
 DBT_RUNS_KEPT = 10

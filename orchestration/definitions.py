@@ -20,6 +20,7 @@ from assets.delivery import outbox, review_queue
 from assets.documents import einvoices, invoice_documents
 from assets.freshness import freshness_checks
 from assets.ingest import raw_assets
+from assets.portal import portal_records
 from assets.quality import invoice_quality_holds, quality_checks
 from assets.run_report import kpi_trend_charts, run_summary
 from assets.transform import q2c_dbt_models, q2c_delivery_marts
@@ -55,7 +56,7 @@ python_assets = dg.map_asset_specs(
 
 defs = dg.Definitions(
     assets=[*python_assets, q2c_dbt_models, q2c_delivery_marts, run_summary, kpi_trend_charts,
-            reconciliation_summary, collection_holds, dunning_reminders],
+            reconciliation_summary, collection_holds, dunning_reminders, portal_records],
     asset_checks=[*quality_checks, *freshness_checks, reconciliation_checks],
     jobs=[nightly_job, ingest_drops_job, *cms_reconcile_jobs, raw_freshness_job,
           invoice_batch_fanout],

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from q2c.collections.cli import add_parser as add_collections_parser
+from q2c.portal.cli import add_parser as add_portal_parser
 from q2c.settings import PROJECT_ROOT, load_settings
 
 
@@ -898,6 +899,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cms_parser(commands)
     _add_webhooks_parser(commands)
     add_collections_parser(commands)
+    add_portal_parser(commands)
     return parser
 
 

@@ -131,7 +131,7 @@ def select_due(
         elif row["account_key"] is None:
             selection.skip("no account in dim_accounts", number)
         else:
-            account = AccountDelivery.from_row(row)
+            account = policy.account_for(AccountDelivery.from_row(row))
             decision = resolve_channels(account, policy)
             if not decision.channels:
                 selection.skip(f"no usable channel ({decision.describe()})", number)

@@ -9,11 +9,13 @@
 #                        WordPress connector's tests (tests/wordpress_server.py)
 #   openjdk-17-jre-headless  Java for the local Spark that dbt's spark target runs
 #   redis-server         the Celery broker of the fan-out tests (tests/redis_server.py)
+#   chromium             the browser Playwright drives in the portal's browser journey
+#                        (tests/test_portal_browser.py)
 set -euo pipefail
 packages=(libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
           fonts-noto-cjk fonts-noto-core poppler-utils
           wordpress mariadb-server php-cli php-mysql
-          openjdk-17-jre-headless redis-server)
+          openjdk-17-jre-headless redis-server chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -37,6 +37,8 @@ PINNED_UNIT_TESTS = {
     "kpi_days_to_pay_by_account": {"days_to_pay_simple_and_weighted_per_account_and_month"},
     "kpi_days_to_pay_monthly": {"days_to_pay_monthly_adds_up_accounts_before_dividing"},
     "kpi_dispute_rate": {"dispute_rate_counts_each_disputed_invoice_once_by_issue_month"},
+    "kpi_dispute_resolution": {"dispute_resolution_first_contact_outcomes_and_days"},
+    "kpi_portal_adoption": {"portal_adoption_share_of_invoiced_accounts_and_invoices"},
     "kpi_time_to_invoice": {"time_to_invoice_mean_and_median_by_first_invoice_month"},
     "kpi_first_contact_resolution": {"first_contact_resolution_of_closed_billing_cases"},
     "kpi_self_service_adoption": {

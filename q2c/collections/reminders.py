@@ -3,7 +3,8 @@
 1. Read the policy in force and check it against the governed content and the stages dbt
    used (`staging.dunning_stages`); read `kpi.mart_dunning_actions`, built for this day.
 2. Plan: every invoice whose reached stage is due (`remind`, `hand_over`). A hold set in
-   the operational store after the marts were built still stops it; a stage already in the
+   the operational store after the marts were built still stops it, and so does a dispute
+   the customer opened in the portal that is not resolved; a stage already in the
    outbox (`reminder_<stage>` keyed by invoice and stage), or one a later stage of the same
    invoice already went out for, is not queued again.
 3. Build every planned send's bytes now, from the governed templates
@@ -25,11 +26,12 @@ report says what would be queued; nothing is queued, cancelled or sent.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
@@ -87,12 +89,15 @@ from q2c.delivery.policy import load_policy as load_channel_policy
 from q2c.delivery.portal import ACCOUNT_HEADER, PortalChannel, notice_key
 from q2c.documents.load import load_invoice_batch
 from q2c.documents.model import InvoiceDocument
+from q2c.portal.disputes import open_disputed_invoices
 from q2c.settings import Settings
 from q2c.warehouse import connect
 
 log = logging.getLogger(__name__)
 
 REMINDER_KIND_PREFIX = "reminder_"
+# The suppression reason of an invoice whose portal dispute is open (as in the dunning mart).
+PORTAL_DISPUTE = "portal_dispute"
 CANCELLED_BY = "q2c collections"
 
 
@@ -185,12 +190,14 @@ def run_reminders(
     content = content or load_registry(settings.content_dir)
     check_content(policy, content, as_of)
     holds = HoldList(settings.ops_store).in_force(as_of)
+    disputed = open_disputed_invoices(settings.ops_store)
     box = Outbox(settings.ops_store)
 
     with connect(settings.warehouse_path) as conn:
         check_stages(conn, policy)
         actions = load_actions(conn, as_of)
-        plan = plan_reminders(actions, policy, holds, box.document_keys_known())
+        plan = plan_reminders(actions, policy, holds, box.document_keys_known(),
+                              disputed=disputed)
         report = ReminderReport(as_of, settings.dunning_enabled, policy.record(), plan)
         if not settings.dunning_enabled:
             log.info("dunning is off (Q2C_DUNNING_ENABLED): %d reminders would be queued",
@@ -230,8 +237,14 @@ def plan_reminders(
     policy: DunningPolicy,
     holds: Mapping[str, Hold],
     known_keys: set[str],
+    disputed: Collection[tuple[str, str]] = (),
 ) -> ReminderPlan:
-    """Decide which due stages to queue tonight; count and name every other case."""
+    """Decide which due stages to queue tonight; count and name every other case.
+
+    Args:
+        disputed: (account key, invoice id) of the invoices with a portal dispute that is
+            not resolved, as the operational store says now (`open_disputed_invoices`).
+    """
     plan = ReminderPlan()
     plan.suppressed.update(suppressed_counts(actions))
     for action in actions:
@@ -239,6 +252,11 @@ def plan_reminders(
             continue
         stage = policy.stage(action.stage_name or "")
         key = document_key(action.invoice_id, stage.kind)
+        if (action.account_key, action.invoice_id) in disputed:
+            plan.suppressed[PORTAL_DISPUTE] += 1
+            log.info("invoice %s: not reminded, a portal dispute is open",
+                     action.invoice_number)
+            continue
         if action.account_key in holds:
             plan.suppressed["owner_hold"] += 1
             log.info("invoice %s: not reminded, %s", action.invoice_number,
@@ -310,12 +328,16 @@ class _ItemBuilder:
     def __init__(self, conn, policy, content, settings, channels) -> None:
         self.conn, self.policy, self.content = conn, policy, content
         self.settings, self.channels = settings, channels
-        self.delivery_policy = load_channel_policy(settings.delivery_policy_file)
+        self.delivery_policy = load_channel_policy(settings.delivery_policy_file,
+                                                   ops_store=settings.ops_store)
         self.sender_domain = (parseaddr(settings.mail_from)[1].rpartition("@")[2]
                               or "q2c.invalid")
         self._statements: dict[tuple, tuple[AccountStatement, bytes]] = {}
 
     def item(self, planned: PlannedReminder, doc: InvoiceDocument) -> OutboxItem:
+        # The customer's confirmed portal changes (billing address, preference) apply.
+        planned = dataclasses.replace(planned, action=dataclasses.replace(
+            planned.action, account=self.delivery_policy.account_for(planned.action.account)))
         action, stage = planned.action, planned.stage
         statement = self._statement(doc) if stage.attach_statement else None
         facts = ReminderFacts(

@@ -10,6 +10,11 @@ contact opted out of email or has no valid address, the portal when there is no 
 address for its notice, EDI when there is no Peppol participant id. Every decision names
 the rule that matched and why each channel was left out, for the delivery audit trail.
 
+A customer's own change, made in the customer portal and confirmed there (a billing address
+confirmed from that address, a delivery preference with the customer's consent), is kept in
+the operational store (`delivery_overrides`) and wins over the CRM and the ERP: a policy
+loaded with the store (`load_policy(..., ops_store=...)`) applies it before the rules.
+
 A rule may also say what happens when an EDI partner rejects a delivered document in its
 functional acknowledgement (an X12 997): `on_edi_rejection: failover` (the default) sends
 it again on the next channel of the plan, `alert` leaves it sent and raises it for a
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from q2c.delivery.addresses import validate_recipient
 from q2c.delivery.edi import participant_id
 from q2c.delivery.envelope import CHANNELS, EDI, EMAIL, PORTAL
 from q2c.delivery.errors import InvalidRecipientError
+from q2c.delivery.overrides import DeliveryOverride, load_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +113,17 @@ class ChannelDecision:
     skipped: tuple[tuple[str, str], ...]
     rule: str
     preference: str = UNSET
+    override: str | None = None
 
     def as_record(self) -> dict[str, object]:
         """The decision as the outbox stores it (`OutboxItem.decision`), JSON-ready."""
-        return {"rule": self.rule, "preference": self.preference,
-                "channels": list(self.channels), "skipped": dict(self.skipped),
-                "summary": self.describe()}
+        record: dict[str, object] = {
+            "rule": self.rule, "preference": self.preference,
+            "channels": list(self.channels), "skipped": dict(self.skipped),
+            "summary": self.describe()}
+        if self.override:
+            record["override"] = self.override
+        return record
 
     def describe(self) -> str:
         """One line for logs and the audit trail."""
@@ -120,6 +131,8 @@ class ChannelDecision:
         text = f"rule {self.rule} (preference {self.preference}): {chosen}"
         if self.skipped:
             text += "; skipped " + "; ".join(f"{ch}: {why}" for ch, why in self.skipped)
+        if self.override:
+            text += f"; {self.override}"
         return text
 
 
@@ -151,6 +164,12 @@ class ChannelPolicy:
 
     rules: tuple[PolicyRule, ...]
     source: str
+    overrides: Mapping[str, DeliveryOverride] = field(default_factory=dict)
+
+    def account_for(self, account: AccountDelivery) -> AccountDelivery:
+        """The account with the customer's confirmed portal changes applied, if any."""
+        override = self.overrides.get(account.account_key)
+        return override.apply(account) if override is not None else account
 
     def edi_rejection_action(self, rule_name: str | None) -> str:
         """`failover` or `alert` for documents routed by rule `rule_name`; `failover` when
@@ -159,13 +178,22 @@ class ChannelPolicy:
         return rule.on_edi_rejection if rule is not None else FAILOVER
 
 
-def load_policy(path: Path | str | None = None) -> ChannelPolicy:
-    """Read a policy file; None reads the packaged default.
+def load_policy(path: Path | str | None = None,
+                ops_store: Path | None = None) -> ChannelPolicy:
+    """Read a policy file; None reads the packaged default. With `ops_store`, the
+    customers' confirmed portal changes in it apply too.
 
     Raises:
         PolicyError: The file is missing, not YAML, or a rule is wrong; the message names
             the file and the rule.
     """
+    policy = _read_policy(path)
+    if ops_store is not None:
+        policy = replace(policy, overrides=load_overrides(ops_store))
+    return policy
+
+
+def _read_policy(path: Path | str | None) -> ChannelPolicy:
     if path is None:
         resource = resources.files("q2c.delivery").joinpath(DEFAULT_POLICY)
         return parse_policy(resource.read_text(encoding="utf-8"), f"q2c/delivery/{DEFAULT_POLICY}")
@@ -214,6 +242,9 @@ def normalize_preference(value: str | None) -> str:
 
 def resolve_channels(account: AccountDelivery, policy: ChannelPolicy) -> ChannelDecision:
     """Pick the account's rule and drop the channels the account cannot receive."""
+    override = policy.overrides.get(account.account_key)
+    if override is not None:
+        account = override.apply(account)
     preference = normalize_preference(account.preference)
     if account.preference and preference == UNSET:
         logger.warning("account %s has delivery preference %r, which the policy does not "
@@ -225,8 +256,10 @@ def resolve_channels(account: AccountDelivery, policy: ChannelPolicy) -> Channel
     unusable = _unusable_channels(account)
     channels = tuple(ch for ch in rule.channels if ch not in unusable)
     skipped = tuple((ch, unusable[ch]) for ch in rule.channels if ch in unusable)
-    return ChannelDecision(channels=channels, skipped=skipped, rule=rule.name,
-                           preference=preference)
+    return ChannelDecision(
+        channels=channels, skipped=skipped, rule=rule.name, preference=preference,
+        override=(f"the customer's portal change of {override.changed_at}"
+                  if override is not None else None))
 
 
 def _unusable_channels(account: AccountDelivery) -> dict[str, str]:

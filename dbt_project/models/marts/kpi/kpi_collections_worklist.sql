@@ -255,11 +255,13 @@ dunning_invoices as (
         days_past_due,
         dunning_action,
         suppressed_reason,
+        coalesce(has_open_portal_dispute, false) as has_open_portal_dispute,
         case suppressed_reason
             when 'open_dispute' then 1
-            when 'open_billing_case' then 2
-            when 'promise_to_pay' then 3
-            when 'owner_hold' then 4
+            when 'portal_dispute' then 2
+            when 'open_billing_case' then 3
+            when 'promise_to_pay' then 4
+            when 'owner_hold' then 5
         end as reason_order
 
     from dunning
@@ -279,6 +281,7 @@ row_dunning as (
             when days_past_due > 0 and suppressed_reason is not null then 1
         end) as suppressed_invoice_count,
         min(case when days_past_due > 0 then reason_order end) as first_reason_order,
+        count(case when has_open_portal_dispute then 1 end) as portal_disputed_invoice_count,
         max(stage_order) as furthest_stage_order
 
     from dunning_invoices
@@ -344,11 +347,14 @@ joined as (
                 and row_dunning.suppressed_invoice_count = row_dunning.dunning_overdue_count
                 then case row_dunning.first_reason_order
                     when 1 then 'open_dispute'
-                    when 2 then 'open_billing_case'
-                    when 3 then 'promise_to_pay'
-                    when 4 then 'owner_hold'
+                    when 2 then 'portal_dispute'
+                    when 3 then 'open_billing_case'
+                    when 4 then 'promise_to_pay'
+                    when 5 then 'owner_hold'
                 end
-        end as suppressed_reason
+        end as suppressed_reason,
+        coalesce(row_dunning.portal_disputed_invoice_count, 0)
+            as portal_disputed_invoice_count
 
     from account_items
 
@@ -427,7 +433,7 @@ scored as (
 
 ),
 
-final as (
+ranked as (
 
     select
         *,
@@ -446,6 +452,23 @@ final as (
         ) as priority_rank
 
     from scored
+
+),
+
+{#- What the reason code means, for people reading the list. -#}
+final as (
+
+    select
+        *,
+        case suppressed_reason
+            when 'open_dispute' then 'dispute open in the CRM'
+            when 'portal_dispute' then 'portal dispute open'
+            when 'open_billing_case' then 'billing case open'
+            when 'promise_to_pay' then 'promise to pay'
+            when 'owner_hold' then 'held by the account owner'
+        end as suppressed_reason_text
+
+    from ranked
 
 )
 

@@ -33,6 +33,12 @@ holds as (
 
 ),
 
+disputes as (
+
+    select * from {{ ref('fct_disputes') }}
+
+),
+
 stages as (
 
     select * from {{ ref('dunning_stages') }}
@@ -139,6 +145,25 @@ invoice_cases as (
 
 ),
 
+{#- Disputes the customer opened in the portal, open on the as-of date: raised by then and
+    not resolved by then. They name their invoice. -#}
+invoice_portal_disputes as (
+
+    select
+        invoice_key,
+        count(*) as open_portal_dispute_count
+
+    from disputes
+
+    where channel = 'portal'
+        and invoice_key is not null
+        and cast(opened_at as date) <= {{ q2c_as_of_date() }}
+        and (resolved_at is null or cast(resolved_at as date) > {{ q2c_as_of_date() }})
+
+    group by invoice_key
+
+),
+
 {#- Current promises to pay, matched like cases; one naming no invoice covers the
     account's invoices in its currency (all of them when it names none). The earliest
     promised day is shown. -#}
@@ -207,6 +232,8 @@ flagged as (
     select
         staged.*,
         coalesce(invoice_cases.open_dispute_count, 0) > 0 as has_open_dispute,
+        coalesce(invoice_portal_disputes.open_portal_dispute_count, 0) > 0
+            as has_open_portal_dispute,
         coalesce(invoice_cases.open_billing_case_count, 0) > 0 as has_open_billing_case,
         invoice_promises.promise_key is not null as has_current_promise,
         invoice_promises.promise_key,
@@ -223,6 +250,9 @@ flagged as (
 
     left join invoice_cases
         on staged.invoice_key = invoice_cases.invoice_key
+
+    left join invoice_portal_disputes
+        on staged.invoice_key = invoice_portal_disputes.invoice_key
 
     left join invoice_promises
         on staged.invoice_key = invoice_promises.invoice_key
@@ -243,6 +273,7 @@ reasoned as (
         *,
         case
             when has_open_dispute then 'open_dispute'
+            when has_open_portal_dispute then 'portal_dispute'
             when has_open_billing_case then 'open_billing_case'
             when has_current_promise then 'promise_to_pay'
             when is_on_hold then 'owner_hold'
@@ -276,6 +307,7 @@ final as (
         cast(reasoned.stage_days_past_due as {{ dbt.type_int() }}) as stage_days_past_due,
         reasoned.stage_audience,
         reasoned.has_open_dispute,
+        reasoned.has_open_portal_dispute,
         reasoned.has_open_billing_case,
         reasoned.has_current_promise,
         reasoned.promise_key,

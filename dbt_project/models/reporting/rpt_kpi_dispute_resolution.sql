@@ -1,0 +1,3 @@
+{{ config(alias='kpi_dispute_resolution') }}
+
+{{ q2c_published_columns(ref('kpi_dispute_resolution')) }}

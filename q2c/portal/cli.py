@@ -1,0 +1,83 @@
+"""`q2c portal`: run the customer portal, and revoke a per-invoice link.
+
+    q2c portal serve [--host 127.0.0.1] [--port 8080] [--warehouse duckdb|postgres]
+    q2c portal revoke-link TOKEN_OR_LINK [--reason TEXT] [--by NAME]
+
+`serve` runs the portal with uvicorn; put it behind a reverse proxy with TLS and set
+Q2C_PORTAL_BASE_URL to the public https URL (docs/portal.md). Imports of Starlette and
+uvicorn stay inside the commands, so `q2c --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from q2c.portal.dispute_cli import add_parser as add_disputes_parser
+from q2c.settings import load_settings
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Add `portal` and its subcommands to the `q2c` command."""
+    portal = commands.add_parser(
+        "portal", help="the customer portal: serve it, revoke a per-invoice link")
+    actions = portal.add_subparsers(dest="portal_command", required=True)
+
+    serve = actions.add_parser("serve", help="run the portal (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default loopback: the reverse proxy "
+                            "forwards the public URL here)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--warehouse", choices=["duckdb", "postgres"],
+                       default=os.environ.get("Q2C_PORTAL_WAREHOUSE", "duckdb"),
+                       help="where customer data is read: the DuckDB file (default) or the "
+                            "Postgres warehouse of the Q2C_PG_* variables "
+                            "(Q2C_PORTAL_WAREHOUSE)")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                       help="proxies whose X-Forwarded-For/-Proto are trusted (default "
+                            "127.0.0.1, the proxy on this machine)")
+
+    revoke = actions.add_parser(
+        "revoke-link", help="stop a per-invoice link from working and end its sessions")
+    revoke.add_argument("link", metavar="TOKEN_OR_LINK",
+                        help="the link from the invoice email, or its token")
+    revoke.add_argument("--reason", default="", help="why (kept with the revocation)")
+    revoke.add_argument("--by", default=None,
+                        help="who revokes it (default: the operating-system user)")
+    portal.set_defaults(func=_cmd_portal)
+    add_disputes_parser(actions)
+
+
+def _cmd_portal(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.portal_command == "revoke-link":
+        from q2c.opsdb import connect
+        from q2c.portal.links import revoke_link
+
+        by = args.by or getpass.getuser()
+        try:
+            with connect(settings.ops_store) as conn:
+                done = revoke_link(conn, settings.portal_store, args.link, by=by,
+                                   reason=args.reason or None)
+        except ValueError as exc:
+            print(f"q2c portal revoke-link: {exc}", file=sys.stderr)
+            return 2
+        state = "revoked" if done.new else "was already revoked"
+        print(f"Link {done.link_id[:12]}... {state} (account {done.account_key or '?'}, "
+              f"invoice {done.invoice_id or '?'}); {done.sessions_ended} session(s) ended.")
+        return 0
+
+    import uvicorn
+
+    from q2c.portal.app import create_app
+
+    app = create_app(settings, warehouse=args.warehouse)
+    print(f"Customer portal on http://{args.host}:{args.port} for "
+          f"{settings.portal_base_url} (warehouse: {args.warehouse}; Ctrl-C stops)",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips, server_header=False,
+                log_level="info")
+    return 0
