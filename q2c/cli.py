@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -762,6 +763,7 @@ def _cmd_cms(args: argparse.Namespace) -> int:
     print(f"Taking publish events on http://{host}:{port}/<source> for {', '.join(sources)}; "
           f"verified events wait in {settings.cms_dir / 'inbox'} for the sensors (Ctrl-C stops)",
           flush=True)
+    _stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -826,6 +828,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
     print(f"Taking Stripe events on http://{host}:{port}{PATH} into {settings.ops_store} "
           f"({len(secrets)} signing secret(s), tolerance {tolerance} s; Ctrl-C stops)",
           flush=True)
+    _stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -833,6 +836,18 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """Stop a serving command on SIGTERM as on Ctrl-C, closing its socket.
+
+    systemd, Kubernetes and supervisors stop a service with SIGTERM; a process that inherited
+    SIGTERM as ignored from its parent would otherwise keep serving until it is killed.
+    """
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _positive_seconds(text: str) -> int:

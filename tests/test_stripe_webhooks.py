@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import select
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -677,6 +678,28 @@ def test_q2c_webhooks_serve_takes_events_and_land_writes_them(tmp_path):
     assert landed.returncode == 0, landed.stderr
     assert "charge: 1 webhook rows offered" in landed.stdout
     assert _read(tmp_path / "landing" / "stripe" / "charge.csv")["ch_CLI1"]["amount"] == "1234"
+
+
+def test_serve_stops_on_sigterm_even_when_started_with_it_ignored(tmp_path):
+    env = os.environ | {"Q2C_HOME": str(tmp_path), "Q2C_STRIPE_WEBHOOK_SECRETS": SECRET}
+    q2c = str(Path(sys.executable).parent / "q2c")
+
+    def ignore_sigterm() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    serve = subprocess.Popen([q2c, "webhooks", "serve", "--port", "0"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=ignore_sigterm)
+    try:
+        assert "Taking Stripe events on http://127.0.0.1:" in serve.stdout.readline()
+        serve.terminate()
+        code = serve.wait(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+    assert code == 0
 
 
 def test_serve_refuses_to_start_without_a_signing_secret(monkeypatch, capsys, tmp_path):
