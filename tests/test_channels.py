@@ -20,6 +20,7 @@ from aws_server import AwsTestServer, aws, aws_server  # noqa: F401 (pytest fixt
 from botocore.stub import Stubber
 from pypdf import PdfWriter
 
+from q2c.delivery.channels import eml_file_name, write_eml_once
 from q2c.delivery.edi import EdiDropChannel, describe_document
 from q2c.delivery.envelope import EDI, EMAIL, PORTAL, Envelope
 from q2c.delivery.errors import (
@@ -478,3 +479,22 @@ def test_edi_s3_missing_bucket_keeps_the_invoices_queued(aws):  # noqa: F811
                              endpoint_url=aws.endpoint_url)
     with pytest.raises(ChannelUnavailableError, match="NoSuchBucket.*no-such-bucket exists"):
         channel.send(edi_envelope(peppol_example("base-example.xml"), key_of("edi-nobucket")))
+
+
+def test_messages_whose_keys_share_a_readable_prefix_get_files_of_their_own(tmp_path):
+    day = dt.date(2026, 12, 5)
+    first = write_eml_once(tmp_path, "portal sign-in", "portal-signin-" + "a" * 32, day, b"1")
+    second = write_eml_once(tmp_path, "portal sign-in", "portal-signin-" + "b" * 32, day, b"2")
+    again = write_eml_once(tmp_path, "portal sign-in", "portal-signin-" + "a" * 32, day, b"1")
+
+    assert first != second
+    assert (first.read_bytes(), second.read_bytes()) == (b"1", b"2")
+    assert again == first
+    digest = hashlib.sha256(("portal-signin-" + "a" * 32).encode()).hexdigest()[:12]
+    assert first.name == f"portal_sign-in-{digest}.eml"
+
+
+def test_an_outbox_key_keeps_its_first_twelve_characters_in_the_file_name():
+    key = hashlib.sha256(b"invoice").hexdigest()
+    assert eml_file_name("INV-1", key) == f"INV-1-{key[:12]}.eml"
+    assert eml_file_name("INV-1", key + "-notice") == f"INV-1-{key[:12]}.eml"

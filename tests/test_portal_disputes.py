@@ -479,7 +479,7 @@ def test_staff_review_and_resolve_from_the_command_line(tmp_path, monkeypatch, c
 
     printed = capsys.readouterr()
     assert codes == [0, 0, 0, 0, 2]
-    assert "D-1       2026" in printed.out and "INV-A1          other" in printed.out
+    assert "D-1       2026" in printed.out and "  INV-A1   other" in printed.out
     assert "  Wrong PO number" in printed.out and "  see attached" in printed.out
     assert "resolved (credited), credit 50.00 EUR requested from the ERP." in printed.out
     assert "was resolved (credited) by Olga Owner" in printed.err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ from q2c.delivery.errors import (
 logger = logging.getLogger(__name__)
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_HEX_PREFIX = re.compile(r"[0-9a-f]{12}")
 
 
 # The stages of an SMTP session before a recipient is named. A failure there is the
@@ -179,8 +181,16 @@ def classify_smtp_error(
 
 
 def eml_file_name(invoice_number: str, key: str) -> str:
-    """`<invoice_number>-<key[:12]>.eml`, with characters unsafe in file names replaced."""
-    return f"{_UNSAFE_FILE_CHARS.sub('_', invoice_number)[:80]}-{key[:12]}.eml"
+    """`<invoice_number>-<12 characters of the key>.eml`, unsafe characters replaced.
+
+    The outbox's keys start with a hex digest, whose first 12 characters tell messages
+    apart. A key with a readable prefix (`portal-signin-...`) would give every such message
+    one name, and the write-once rule would drop all but the first: its digest is used.
+    """
+    tag = key[:12]
+    if not _HEX_PREFIX.fullmatch(tag):
+        tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{_UNSAFE_FILE_CHARS.sub('_', invoice_number)[:80]}-{tag}.eml"
 
 
 def write_eml_once(

@@ -22,7 +22,7 @@ from q2c.settings import load_settings
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Add `portal` and its subcommands to the `q2c` command."""
     portal = commands.add_parser(
-        "portal", help="the customer portal: serve it, revoke a per-invoice link")
+        "portal", help="the customer portal: serve it, revoke a per-invoice link, work disputes")
     actions = portal.add_subparsers(dest="portal_command", required=True)
 
     serve = actions.add_parser("serve", help="run the portal (uvicorn)")

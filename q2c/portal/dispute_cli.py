@@ -85,12 +85,14 @@ def _list(settings: Settings, show_all: bool) -> int:
     if not disputes:
         _say("No dispute is waiting." if not show_all else "No disputes yet.")
         return 0
-    _say(f"{'dispute':<8}  {'opened':<10}  {'status':<12}  {'invoice':<14}  reason")
-    for dispute in disputes:
+    numbers = [printable(dispute.invoice_number) for dispute in disputes]
+    width = max(len("invoice"), *(len(number) for number in numbers))
+    _say(f"{'dispute':<8}  {'opened':<10}  {'status':<12}  {'invoice':<{width}}  reason")
+    for dispute, number in zip(disputes, numbers, strict=True):
         state = dispute.status if dispute.resolution is None else dispute.resolution
         line = f", line {dispute.line_number}" if dispute.line_number is not None else ""
         _say(f"{dispute.reference:<8}  {dispute.opened_at:%Y-%m-%d}  {state:<12}  "
-             f"{printable(dispute.invoice_number)[:14]:<14}  {dispute.reason_code}{line}")
+             f"{number:<{width}}  {dispute.reason_code}{line}")
     return 0
 
 
