@@ -2,7 +2,8 @@
 quarantined or held back and why, what was rendered and sent, and the headline KPIs.
 
 Everything is read back from the warehouse for one run id, so the summary of a run says what
-that run did, not what earlier runs left behind.
+that run did, not what earlier runs left behind; the holds are those in force, since a run
+that found its data unchanged keeps the holds an earlier run found.
 """
 
 from __future__ import annotations
@@ -71,15 +72,19 @@ def _ingest(conn, run_id: str) -> list[str]:
 
 
 def _quality(conn, run_id: str) -> list[str]:
+    # Each step replaces its own holds, so the table holds exactly those in force. A step that
+    # found its data and rules unchanged keeps the holds of the run that validated them.
     holds = _rows(
         conn,
-        f"select invoice_id, any_value(invoice_number), string_agg(distinct reason, '; ') "
-        f"from {OPS_SCHEMA}.invoice_holds where run_id = ? group by invoice_id order by 1",
+        f"select invoice_id, any_value(invoice_number), string_agg(distinct reason, '; '), "
+        f"bool_and(run_id <> ?) from {OPS_SCHEMA}.invoice_holds group by invoice_id "
+        f"order by 1",
         [run_id],
     )
     lines = ["", "Invoices held back (quality rules, unreadable rows, e-invoice rules; not sent):"]
     lines += [f"  invoice {invoice_id} ({number or 'no number'}): {reasons}"
-              for invoice_id, number, reasons in holds[:_LIST_LIMIT]] or ["  none"]
+              + (" (found by an earlier run; data and rules unchanged)" if kept else "")
+              for invoice_id, number, reasons, kept in holds[:_LIST_LIMIT]] or ["  none"]
     lines += _more(len(holds), _LIST_LIMIT, f"{OPS_SCHEMA}.invoice_holds")
 
     warnings = _rows(

@@ -254,3 +254,22 @@ def test_a_warehouse_without_the_marts_still_gets_a_summary(tmp_path, monkeypatc
     assert "Reconciliation exceptions (core.mart_reconciliation_exceptions" in summary
     assert "Unallocated cash and credit (core.mart_unallocated_cash" in summary
     assert "  no dunning actions (mart not built or no open invoice)" in summary
+
+
+def test_holds_kept_from_an_earlier_run_are_listed_as_still_in_force(tmp_path, monkeypatch):
+    monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    for name in ("Q2C_WAREHOUSE", "Q2C_CONFIG", "Q2C_OPS_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    with connect(settings.warehouse_path) as conn:
+        conn.execute(
+            f"insert into {OPS_SCHEMA}.invoice_holds values "
+            "('run-1', 'i1', 'INV-1', 'invoices', 'e1', 'no tax lines', now()), "
+            "('run-2', 'i2', 'INV-2', 'einvoice', 'e2', 'BR-CO-15', now())")
+        summary = build_summary(conn, settings, "run-2")
+
+    held = summary.split("Invoices held back", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert held == [
+        "  invoice i1 (INV-1): no tax lines (found by an earlier run; data and rules unchanged)",
+        "  invoice i2 (INV-2): BR-CO-15",
+    ]
