@@ -408,3 +408,44 @@ select invoice_key, source_system, invoice_id, invoice_number, account_key, curr
     last_allocation_date
 from joined
 """
+
+
+# A warehouse with a second ERP ------------------------------------------------------------
+
+_TWO_ERPS: dict[str, Path] = {}
+SECOND_ERP = "netsuite"
+SECOND_ERP_PDF = b"%PDF-1.4\n% Gamma Retail's invoice from the second ERP\n%%EOF\n"
+
+
+def two_erp_warehouse(world: PortalWorld, tmp_path_factory) -> Path:
+    """A copy of the world's warehouse in which a second ERP (netsuite) gave one of Gamma's
+    invoices the id and number of Alpha's INV-A1 (made once per session).
+
+    Gamma's netsuite invoice is INV-C1's row under source_system `netsuite`, invoice_id
+    `a1`, number `INV-A1` and invoice_key md5('netsuite|a1'): 800.00 EUR open. The
+    document manifest has its PDF (`SECOND_ERP_PDF`, rendered 1 March 2026, newer than
+    Alpha's of 14 February) under `a1` / `INV-A1`, as the renderer records every file: by
+    the ERP's id and number, without the ERP. Alpha's INV-A1 (quickbooks, `a1`) is as in
+    the world, with its PDF and e-invoice in the manifests.
+    """
+    if "warehouse" in _TWO_ERPS:
+        return _TWO_ERPS["warehouse"]
+    folder = tmp_path_factory.mktemp("portal-two-erps")
+    warehouse = folder / "warehouse.duckdb"
+    shutil.copyfile(world.warehouse, warehouse)
+    pdf = world.documents_dir / SECOND_ERP / "INV-A1-gamma.pdf"
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    pdf.write_bytes(SECOND_ERP_PDF)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("create temp table second as select * from core.fct_invoices"
+                     " where invoice_number = 'INV-C1'")
+        conn.execute("update second set source_system = ?, invoice_id = 'a1', source_id = 'a1',"
+                     " invoice_number = 'INV-A1', invoice_key = md5(? || '|a1')",
+                     [SECOND_ERP, SECOND_ERP])
+        conn.execute("insert into core.fct_invoices select * from second")
+        conn.execute(
+            "insert into q2c_ops.document_manifest (document_id, invoice_id, invoice_number,"
+            " path, rendered_at) values ('netsuite-a1', 'a1', 'INV-A1', ?, ?)",
+            [str(pdf), dt.datetime(2026, 3, 1, 8)])
+    _TWO_ERPS["warehouse"] = warehouse
+    return warehouse

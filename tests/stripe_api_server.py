@@ -14,6 +14,13 @@ calls (https://docs.stripe.com/api/checkout/sessions):
   Stripe's published example object with a `cs_test_...` id (`cs_live_...` for a live
   key) and its `url` on this server.
 - `GET /v1/checkout/sessions/{id}`: the session as it is now.
+- `POST /v1/checkout/sessions/{id}/expire` (no parameters): an `open` session becomes
+  `expired` and is answered whole; any other is refused with Stripe's 400 (`Only Checkout
+  Sessions with a status in ["open"] can be expired. This Checkout Session has a status of
+  `complete`.`), https://docs.stripe.com/api/checkout/sessions/expire. An expired session
+  can no longer be paid (`complete` raises, the hosted page answers 409). Stripe then sends
+  `checkout.session.expired`; it is kept in the session's `events` for a test to
+  `deliver`. The `Idempotency-Key` rules are those of the create call.
 - `GET /c/pay/{id}` and `POST /c/pay/{id}`: the hosted payment page a browser is sent to;
   its Pay button completes the session, delivers the events to the connected webhook
   endpoint and redirects to the session's `success_url`.
@@ -213,15 +220,14 @@ class StripeApiServer(LoopbackServer):
             return fault.status, fault.body, dict(fault.headers)
         self._authenticate(seen.headers.get("authorization"))
         if seen.method == "POST" and seen.path == "/v1/checkout/sessions":
-            return self._create(seen)
+            return self._post(seen, self._create)
         prefix = "/v1/checkout/sessions/"
+        if seen.method == "POST" and seen.path.startswith(prefix) and seen.path.endswith(
+                "/expire"):
+            session_id = seen.path.removeprefix(prefix).removesuffix("/expire")
+            return self._post(seen, lambda params: self._expire(session_id, params))
         if seen.method == "GET" and seen.path.startswith(prefix):
-            session_id = seen.path.removeprefix(prefix)
-            kept = self.sessions.get(session_id)
-            if kept is None or "/" in session_id:
-                raise StripeError(404, f"No such checkout.session: '{session_id}'",
-                                  code="resource_missing", param="session")
-            return 200, kept.session, {}
+            return 200, self._kept(seen.path.removeprefix(prefix)).session, {}
         raise StripeError(404, f"Unrecognized request URL ({seen.method}: {seen.path}). "
                                "Please see https://stripe.com/docs or we can help at "
                                "https://support.stripe.com/.")
@@ -243,7 +249,16 @@ class StripeApiServer(LoopbackServer):
             shown = f"{value[:8]}{'*' * max(len(value) - 12, 0)}{value[-4:]}" if value else ""
             raise StripeError(401, f"Invalid API Key provided: {shown}")
 
-    def _create(self, seen: Seen) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _kept(self, session_id: str) -> Kept:
+        kept = self.sessions.get(session_id)
+        if kept is None or "/" in session_id:
+            raise StripeError(404, f"No such checkout.session: '{session_id}'",
+                              code="resource_missing", param="session")
+        return kept
+
+    def _post(self, seen: Seen, make: Callable[[dict[str, Any]], dict[str, Any]]
+              ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A POST: its form decoded, its `Idempotency-Key` honoured, `make(params)` run."""
         content_type = seen.headers.get("content-type", "")
         if seen.raw and not content_type.startswith("application/x-www-form-urlencoded"):
             raise StripeError(400, "Invalid request (check that your POST content type is "
@@ -271,14 +286,30 @@ class StripeApiServer(LoopbackServer):
                 return status, body, {"Idempotent-Replayed": "true",
                                       "Original-Request": request_id,
                                       "Idempotency-Key": key}
-        kept = self._new_session(params)
-        self.sessions[kept.session["id"]] = kept
+        answer = make(params)
         extra: dict[str, str] = {}
         if key is not None:
-            self._idempotent[key] = (seen.path, params, 200, kept.session,
-                                     stripe_id("req_", 14))
+            self._idempotent[key] = (seen.path, params, 200, answer, stripe_id("req_", 14))
             extra["Idempotency-Key"] = key
-        return 200, kept.session, extra
+        return 200, answer, extra
+
+    def _create(self, params: dict[str, Any]) -> dict[str, Any]:
+        kept = self._new_session(params)
+        self.sessions[kept.session["id"]] = kept
+        return kept.session
+
+    def _expire(self, session_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`POST .../expire`: only an open session expires; Stripe then sends the event."""
+        kept = self._kept(session_id)
+        if params:
+            name = next(iter(params))
+            raise StripeError(400, f"Received unknown parameter: {name}", param=name)
+        status = kept.session["status"]
+        if status != "open":
+            raise StripeError(400, 'Only Checkout Sessions with a status in ["open"] can be '
+                                   f"expired. This Checkout Session has a status of `{status}`.")
+        kept.events += self.expire(session_id)
+        return dict(kept.session)
 
     def _new_session(self, params: dict[str, Any]) -> Kept:
         """A session from the published example, after Stripe's checks of `params`."""
@@ -388,11 +419,12 @@ class StripeApiServer(LoopbackServer):
             return list(kept.events)
 
     def expire(self, session_id: str, at: int | None = None) -> list[dict[str, Any]]:
-        """Let the session expire unpaid; returns `checkout.session.expired`."""
+        """Let the session expire unpaid; returns `checkout.session.expired`. Its `url` goes
+        (Stripe gives it only while the session is active)."""
         moment = self.clock() if at is None else at
         with self.lock:
             session = self.sessions[session_id].session
-            session.update(status="expired")
+            session.update(status="expired", url=None)
             return [event("checkout.session.expired", dict(session), stripe_id("evt_"),
                           moment, self.livemode)]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -31,7 +32,10 @@ from portal_disputes_support import (
 )
 from portal_support import (
     ALPHA_CONTACT,
+    ATTACHMENT_NAME,
     BETA_ADDRESS,
+    GAMMA_ADDRESS,
+    SECOND_ERP_PDF,
     PortalClient,
     RunningPortal,
     mail_text,
@@ -41,6 +45,7 @@ from portal_support import (
     sign_in_links,
     smtp_settings,
     start_portal,
+    two_erp_warehouse,
 )
 from starlette.routing import Route
 
@@ -250,3 +255,37 @@ def test_an_invoice_link_reaches_nothing_but_its_invoice(portal, smtp_server, wo
     for path in ("/credit-notes", "/payments", "/statement"):
         assert link_client.get(path).status_code == 404
     _walk(walker)
+
+
+def test_a_second_erps_invoice_with_the_same_id_and_number_shares_no_file(
+        world, tmp_path, smtp_server, tmp_path_factory, caplog):
+    """The tester's two-ERP case: Gamma's netsuite invoice has Alpha's id `a1` and number
+    INV-A1, and its PDF is in the document manifest under `a1` / `INV-A1`, newer than
+    Alpha's. The manifest cannot say whose a row is, so neither INV-A1 is offered a
+    manifest file: Alpha gets the two files published to the portal store for its INV-A1
+    (the PDF, 'INV-A1.pdf', and the delivery note), Gamma's INV-A1 page offers nothing, and
+    Gamma's PDF is never served to Alpha."""
+    warehouse = two_erp_warehouse(world, tmp_path_factory)
+    portal = start_portal(lambda base: world.settings(
+        tmp_path / "home", portal_base_url=base, warehouse_path=warehouse,
+        **smtp_settings(smtp_server)))
+    try:
+        alpha = sign_in(portal, smtp_server, ALPHA_CONTACT)
+        a1 = public_ids(alpha.get("/invoices").text)["INV-A1"]
+        downloads = [alpha.get(f"/invoices/{a1}/files/{document}")
+                     for document in _files(alpha, a1)]
+        gamma = sign_in(portal, smtp_server, GAMMA_ADDRESS)
+        gamma_ids = public_ids(gamma.get("/invoices").text)
+        gamma_files = _files(gamma, gamma_ids["INV-A1"])
+    finally:
+        portal.stop()
+
+    assert all(SECOND_ERP_PDF not in d.content for d in downloads)
+    assert [(d.status_code, d.content) for d in downloads] == [
+        (200, world.pdfs["INV-A1"]), (200, b"Geliefert am 9. Februar.\n")]
+    assert 'filename="INV-A1.pdf"' in downloads[0].headers["content-disposition"]
+    assert downloads[1].headers["content-disposition"].endswith(quote(ATTACHMENT_NAME, safe=""))
+    assert sorted(gamma_ids) == ["INV-A1", "INV-C1", "INV-C2"]
+    assert gamma_files == []
+    assert any("2 warehouse invoices (of different ERPs) have this id and number"
+               in record.getMessage() for record in caplog.records)

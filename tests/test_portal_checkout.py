@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl
 import dagster as dg
 import duckdb
 import pytest
+import requests
 from collections_support import AS_OF, DBT, DBT_PROJECT
 from portal_disputes_support import open_dispute
 from portal_support import (
@@ -44,6 +45,7 @@ from portal_support import (
     ALPHA_ERP_ADDRESS,
     BETA,
     BETA_ADDRESS,
+    GAMMA_ADDRESS,
     PortalClient,
     PortalWorld,
     RunningPortal,
@@ -53,6 +55,7 @@ from portal_support import (
     sign_in,
     smtp_settings,
     start_portal,
+    two_erp_warehouse,
 )
 from stripe_api_server import TEST_KEY, StripeApiServer
 
@@ -65,6 +68,7 @@ from q2c.portal import checkout, pending
 from q2c.portal.access import INVOICE, CustomerView, ReceivedPayment, public_id
 from q2c.portal.checkout import (
     AWAITING,
+    EXPIRED,
     PAID,
     CheckoutRefused,
     CheckoutUnavailable,
@@ -292,6 +296,95 @@ def test_another_open_amount_is_a_new_attempt_with_a_new_key(store, stripe_api):
     assert stripe_api.sessions[second.session_id].session["amount_total"] == 20000
 
 
+def _expires(server: StripeApiServer) -> list:
+    return [seen for seen in server.requests if seen.path.endswith("/expire")]
+
+
+def test_a_new_attempt_expires_the_invoices_older_session_at_stripe(store, stripe_api):
+    """INV-A3's open amount changes from 250.50 to 200.00: the session for 25050 cents is
+    expired at Stripe when the one for 20000 is made, and can no longer be paid."""
+    first = _start(store, stripe_api)
+    second = _start(store, stripe_api, dataclasses.replace(A3, open_amount=Decimal("200.00")))
+
+    (expire,) = _expires(stripe_api)
+    assert expire.path == f"/v1/checkout/sessions/{first.session_id}/expire"
+    assert (expire.method, expire.raw) == ("POST", "")
+    assert expire.headers["idempotency-key"] == f"q2c-portal-expire-{first.session_id}"
+    old = stripe_api.sessions[first.session_id].session
+    assert (old["status"], old["url"]) == ("expired", None)
+    assert stripe_api.sessions[second.session_id].session["status"] == "open"
+    assert {row["session_id"]: (row["status"], row["error"]) for row in _attempts(store)} == {
+        first.session_id: ("closed", f"replaced by attempt {second.attempt_id}"),
+        second.session_id: ("open", None)}
+    closed = next(a for a in checkout.attempts_of(store, "acct-alpha", "a3")
+                  if a.session_id == first.session_id)
+    assert checkout.payment_state(store, closed).state == EXPIRED
+    with pytest.raises(ValueError, match="is expired, not open"):
+        stripe_api.complete(first.session_id)
+    refused = requests.post(f"{stripe_api.url}/v1/checkout/sessions/{first.session_id}/expire",
+                            headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": 'Only Checkout Sessions with a status in ["open"] can be expired. This '
+                   "Checkout Session has a status of `expired`."}
+
+
+def test_every_click_of_the_account_goes_to_the_invoices_one_session(store, stripe_api):
+    """The account's session (ACTOR) and INV-A3's per-invoice link both pay 250.50: one
+    session. Another account's invoice with the same id `a3` (another ERP's) is another
+    invoice: its own session, and Alpha's stays open."""
+    first = _start(store, stripe_api)
+    by_link = start_checkout(store, _client(stripe_api), A3, actor="link:link-of-a3",
+                             success_url=SUCCESS, cancel_url=CANCEL)
+    other = start_checkout(store, _client(stripe_api),
+                           dataclasses.replace(A3, account_key="acct-gamma"),
+                           actor="customer:gamma", success_url=SUCCESS, cancel_url=CANCEL)
+
+    assert (by_link.session_id, by_link.reused) == (first.session_id, True)
+    assert (other.session_id != first.session_id, other.reused) == (True, False)
+    assert len(_posts(stripe_api)) == 2
+    assert _expires(stripe_api) == []
+    assert {kept.session["status"] for kept in stripe_api.sessions.values()} == {"open"}
+
+
+def test_a_second_payment_that_raced_the_first_is_confirmed_and_flagged(
+        store, stripe_api, webhooks, caplog):
+    """Stripe could not expire the 250.50 session (HTTP 500, three times) when the 200.00
+    one was made, and the customer paid both (14 March 10:00 and 10:01). The first is
+    confirmed as it is; the second is confirmed too (the money is there), flagged as an
+    overpayment naming the first, and a warning tells finance."""
+    first = _start(store, stripe_api)
+    stripe_api.fail(500, match="/expire", times=3)
+    second = _start(store, stripe_api, dataclasses.replace(A3, open_amount=Decimal("200.00")))
+    assert stripe_api.sessions[first.session_id].session["status"] == "open"
+    stripe_api.deliver(stripe_api.complete(first.session_id, at=PAID_AT))
+    stripe_api.deliver(stripe_api.complete(second.session_id, at=PAID_AT + 60))
+
+    confirmed = checkout.confirm_payments(store, account_key="acct-alpha", invoice_id="a3")
+
+    assert confirmed == [first.attempt_id, second.attempt_id]
+    details = {event.object_id: event.detail for event in events_of(store, kind=PAYMENT_CONFIRMED)}
+    intent = {started.session_id: stripe_api.sessions[started.session_id].session[
+        "payment_intent"] for started in (first, second)}
+    assert details == {
+        first.session_id: {"checkout_session": first.session_id, "attempt": first.attempt_id,
+                           "payment_intent": intent[first.session_id], "amount": "250.50",
+                           "currency": "EUR"},
+        second.session_id: {"checkout_session": second.session_id,
+                            "attempt": second.attempt_id,
+                            "payment_intent": intent[second.session_id], "amount": "200.00",
+                            "currency": "EUR", "overpayment": True,
+                            "also_paid_by": [first.session_id]}}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+            and "a second payment" in r.getMessage()] == [
+        f"invoice INV-A3 (account acct-alpha): a second payment of 200.00 EUR (session "
+        f"{second.session_id}) after {first.session_id} paid it; finance: refund it or apply "
+        "it elsewhere (the nightly leaves it in core.mart_unallocated_cash)"]
+    with pytest.raises(ValueError, match="give its account too"):
+        checkout.confirm_payments(store, invoice_id="a3")
+
+
 # ---------------------------------------------------------------------------------------
 # Refusals and failures
 
@@ -362,7 +455,7 @@ def test_a_session_url_outside_stripe_checkout_is_not_used(store, stripe_api):
 def test_the_invoice_counts_as_paid_only_from_the_signed_webhook(
         store, stripe_api, webhooks, tmp_path):
     started = _start(store, stripe_api)
-    (attempt,) = checkout.attempts_of(store, "a3")
+    (attempt,) = checkout.attempts_of(store, "acct-alpha", "a3")
     events = stripe_api.complete(started.session_id)
 
     assert _client(stripe_api).retrieve_session(started.session_id)["status"] == "complete"
@@ -805,3 +898,118 @@ def test_an_invoice_paid_in_the_portal_is_reconciled_by_the_nightly(
     assert ("Gesamt 300,00 € Bezahlt 300,00 € Gutgeschrieben 0,00 € "
             "Offener Betrag 0,00 €") in _text(page)
     assert f"/invoices/{a3}/pay" not in page
+
+
+# ---------------------------------------------------------------------------------------
+# One payable session per invoice, and another ERP's invoice of the same id
+
+
+def _hosted_pay(client: PortalClient, location: str) -> int:
+    """The customer's click on the hosted page's Pay button: its HTTP status."""
+    return client.post(location, csrf=False).status_code
+
+
+def test_the_account_and_the_invoice_link_pay_through_one_session(paying):
+    """Beta's account session and INV-B1's link both click Pay (400.00): both are sent to
+    the same session; the first click on the hosted page pays it, the second is refused
+    (409, the session is complete), so the invoice is paid once."""
+    account, ids = paying.sign_in(BETA_ADDRESS)
+    account.get(f"/invoices/{ids['INV-B1']}")
+    by_account = account.post(f"/invoices/{ids['INV-B1']}/pay").headers["location"]
+    link = paying.portal.client()
+    token = paying.world.links["INV-B1"]
+    link.get(f"/documents/{token}")
+    invoice_page = link.post(f"/documents/{token}").headers["location"]
+    link.get(invoice_page)
+    by_link = link.post(f"{invoice_page}/pay").headers["location"]
+
+    paid = [_hosted_pay(account, by_account), _hosted_pay(link, by_link)]
+
+    (session,) = paying.stripe.created()
+    assert by_account == by_link == session["url"]
+    assert (session["amount_total"], session["status"]) == (40000, "complete")
+    assert paid == [303, 409]
+    assert [event.actor.split(":")[0] for event in paying.events(PAYMENT_STARTED)] == [
+        "customer"]
+
+
+def test_a_dispute_opened_in_the_portal_expires_the_open_session(paying):
+    """Alpha opens INV-A3's session (250.50), then disputes INV-A3 (D-1): the session is
+    expired at Stripe and its page no longer takes the payment."""
+    client, ids = paying.sign_in(ALPHA_CONTACT)
+    client.get(f"/invoices/{ids['INV-A3']}")
+    location = client.post(f"/invoices/{ids['INV-A3']}/pay").headers["location"]
+    opened = open_dispute(client, ids["INV-A3"], comment="Der Betrag stimmt nicht.")
+
+    refused = client.post(location, csrf=False)
+
+    assert opened.status_code == 303, opened.text
+    (session,) = paying.stripe.created()
+    assert session["status"] == "expired"
+    assert refused.status_code == 409 and "This session is expired" in refused.text
+    with opsdb.connect(paying.store) as conn:
+        (attempt,) = _attempts(conn)
+    assert (attempt["status"], attempt["error"]) == ("closed", "invoice disputed (D-1)")
+    assert paying.events(PAYMENT_CONFIRMED) == []
+
+
+def test_the_paid_page_expires_the_sessions_made_before_the_payment(paying):
+    """An older session of INV-B1 asks for 150.00 (made before the balance was 400.00);
+    Stripe could not expire it (HTTP 500, three times) when Beta's click made the 400.00
+    one. Beta pays 400.00 and comes back to the paid page: the payment is confirmed and
+    the 150.00 session is expired, so it cannot pay the invoice a second time."""
+    world = paying.world
+    stale = checkout.PayableInvoice(world.invoice_ids["INV-B1"], "INV-B1",
+                                    world.account_keys[BETA], "EUR", Decimal("150.00"))
+    with opsdb.connect(paying.store) as conn:
+        old = start_checkout(conn, _client(paying.stripe), stale, actor="customer:b",
+                             success_url=SUCCESS, cancel_url=CANCEL)
+    paying.stripe.fail(500, match="/expire", times=3)
+    client, ids = paying.sign_in(BETA_ADDRESS)
+    client.get(f"/invoices/{ids['INV-B1']}")
+    location = client.post(f"/invoices/{ids['INV-B1']}/pay").headers["location"]
+    assert paying.stripe.sessions[old.session_id].session["status"] == "open"
+
+    back = client.post(location, csrf=False, follow=True)
+
+    assert "Invoice INV-B1 is paid" in back.text
+    statuses = {s["amount_total"]: s["status"] for s in paying.stripe.created()}
+    assert statuses == {15000: "expired", 40000: "complete"}
+    assert _hosted_pay(client, old.url) == 409
+    (confirmed,) = paying.events(PAYMENT_CONFIRMED)
+    assert confirmed.detail["amount"] == "400.00" and "overpayment" not in confirmed.detail
+
+
+def test_another_erps_invoice_with_the_same_id_shares_no_payment(
+        world, tmp_path, tmp_path_factory, stripe_api, webhooks, smtp_server, monkeypatch):
+    """The tester's two-ERP case (portal_support.two_erp_warehouse): Gamma pays its
+    netsuite invoice `a1` / INV-A1 (800.00: 80000 cents) on the hosted page. Alpha's own
+    `a1` (INV-A1, 1190.00) has no payment: Alpha's paid page says none was started, and
+    Alpha's visit confirms nothing of Gamma's; Gamma's paid page says paid."""
+    for name, value in stripe_api.env.items():
+        monkeypatch.setenv(name, value)
+    store = tmp_path / "ops.sqlite"
+    portal = _running(world, tmp_path / "home", store, smtp_server,
+                      warehouse=two_erp_warehouse(world, tmp_path_factory))
+    try:
+        gamma = sign_in(portal, smtp_server, GAMMA_ADDRESS)
+        gamma_a1 = public_ids(gamma.get("/invoices").text)["INV-A1"]
+        gamma.get(f"/invoices/{gamma_a1}")
+        location = gamma.post(f"/invoices/{gamma_a1}/pay").headers["location"]
+        assert _hosted_pay(gamma, location) == 303
+        alpha = sign_in(portal, smtp_server, ALPHA_CONTACT)
+        alpha_a1 = public_ids(alpha.get("/invoices").text)["INV-A1"]
+        alpha_page = alpha.get(f"/invoices/{alpha_a1}/paid").text
+        with opsdb.connect(store) as conn:
+            confirmed_by_alpha = events_of(conn, kind=PAYMENT_CONFIRMED)
+        gamma_page = gamma.get(f"/invoices/{gamma_a1}/paid").text
+    finally:
+        portal.stop()
+
+    (session,) = stripe_api.created()
+    assert (session["amount_total"], session["client_reference_id"]) == (80000, "a1")
+    assert 'class="payment-state payment-none"' in alpha_page
+    assert "1.190,00" in alpha_page
+    assert confirmed_by_alpha == []
+    assert 'class="payment-state payment-paid"' in gamma_page
+    assert "€800.00" in gamma_page

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,59 @@ def test_the_preference_form_needs_the_consent_box(portal, smtp_server):
     assert "Bitte setzen Sie das Häkchen, um zuzustimmen." in refused.text
     assert (saved.status_code, saved.headers["location"]) == (303, "/account?saved=portal")
     assert "Rechnungen erreichen Sie ab jetzt im Kundenportal." in page.text
+
+
+def _sign_in_outcome(store: Path, address: str, portal) -> str:
+    """Ask for a sign-in link for `address` and wait for the background lookup's outcome
+    (`mailed` or `unknown`) in the store."""
+    client = portal.client()
+    client.get("/sign-in")
+    assert client.post("/sign-in", {"email": address}).status_code == 303
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with opsdb.connect(store) as conn:
+            row = conn.execute("select outcome from portal_signin_requests"
+                               " order by created_at desc limit 1").fetchone()
+        if row["outcome"] != "pending":
+            return row["outcome"]
+        time.sleep(0.05)
+    raise AssertionError(f"the sign-in request of {address} was not looked up")
+
+
+def test_a_confirmed_billing_address_signs_in_and_the_replaced_one_no_longer_does(
+        portal, smtp_server, world):
+    """Anna (CRM billing contact of Alpha) replaces Alpha's billing address
+    ap@alpha-tools.example (the ERP's, in core.dim_accounts) with NEW_ADDRESS and it is
+    confirmed: NEW_ADDRESS signs in to Alpha Tools; ap@alpha-tools.example gets no link
+    any more (outcome `unknown`); Anna's own address, which was not replaced, still signs
+    in."""
+    store = portal.settings.ops_store
+    assert _sign_in_outcome(store, NEW_ADDRESS, portal) == "unknown"
+    alpha = sign_in(portal, smtp_server, ALPHA_CONTACT)
+    alpha.get("/account")
+    alpha.post("/account/billing-email", {"email": NEW_ADDRESS, "consent": "yes"})
+    [confirmation] = [m for m in wait_for_mail(smtp_server, 2) if m.rcpt_tos == [NEW_ADDRESS]]
+    link = re.findall(r"https?://\S+/account/confirm/[A-Za-z0-9_-]{43}",
+                      mail_text(confirmation))[0]
+    confirmer = portal.client()
+    confirmer.get(link)
+    assert confirmer.post(link).status_code == 200
+    wait_for_mail(smtp_server, 3)  # the notice to the replaced address
+
+    new = sign_in(portal, smtp_server, NEW_ADDRESS)
+    new_mail = mail_text(smtp_server.messages[-1])
+    replaced = _sign_in_outcome(store, ALPHA_ERP_ADDRESS, portal)
+    anna = _sign_in_outcome(store, ALPHA_CONTACT, portal)
+
+    recipients = [mail.rcpt_tos for mail in wait_for_mail(smtp_server, 5)]
+    assert recipients == [[ALPHA_CONTACT], [NEW_ADDRESS], [ALPHA_ERP_ADDRESS], [NEW_ADDRESS],
+                          [ALPHA_CONTACT]]
+    assert "Alpha Tools GmbH" in new_mail
+    assert "INV-A1" in new.get("/invoices").text
+    with opsdb.connect(store) as conn:
+        (session,) = conn.execute(
+            "select account_key, contact_id from portal_sessions where ended_at is null"
+            " and contact_id like 'portal-billing:%'").fetchall()
+    assert tuple(session) == (world.account_keys[ALPHA],
+                              f"portal-billing:{world.account_keys[ALPHA]}")
+    assert (replaced, anna) == ("unknown", "mailed")

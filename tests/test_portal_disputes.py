@@ -628,3 +628,20 @@ def test_the_form_comes_back_with_what_to_fix_and_nothing_is_stored(portal, smtp
     assert ">keep me</textarea>" in wrong_type.text
     assert no_token.status_code == 403
     assert open_disputed_invoices(portal.settings.ops_store) == set()
+
+
+@pytest.mark.parametrize("line", ["²", "٣", "9" * 5000, "1234567"])
+def test_a_line_that_is_not_a_line_number_is_refused_with_what_to_fix(portal, smtp_server,
+                                                                      line):
+    """The line is a printed line number: up to six ASCII digits. `²` passes str.isdigit
+    but not int(), `٣` (Arabic-Indic three) both, 5000 nines are beyond what int() reads
+    and 1234567 beyond six digits: each is the form again with what to fix (400), and
+    nothing is stored."""
+    alpha = sign_in(portal, smtp_server, ALPHA_CONTACT)
+    invoice = public_ids(alpha.get("/invoices").text)["INV-A1"]
+
+    answer = open_dispute(alpha, invoice, reason="wrong_quantity", line=line, comment="x")
+
+    assert answer.status_code == 400
+    assert "Wählen Sie eine Position dieser Rechnung oder die ganze Rechnung." in answer.text
+    assert open_disputed_invoices(portal.settings.ops_store) == set()

@@ -1,19 +1,25 @@
 """The portal's browser-facing defences: headers, CSRF, redirects, file names, escaping,
-and the 503 page while the nightly holds the warehouse."""
+the 503 page while the nightly holds the warehouse, numbers in URLs, request logs without
+link tokens, and the per-client sign-in limit (an IPv6 client by its /64)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import requests
 from portal_support import (
     ALPHA_CONTACT,
     ATTACHMENT_NAME,
     MEMO,
     SCRIPT_PO,
+    free_socket,
     portal_world,
     public_ids,
     sign_in,
@@ -21,7 +27,14 @@ from portal_support import (
     start_portal,
 )
 
-from q2c.portal.security import content_disposition, safe_filename, safe_redirect
+from q2c.portal.security import (
+    content_disposition,
+    rate_limit_client,
+    redacted_path,
+    safe_filename,
+    safe_redirect,
+)
+from q2c.portal.signin import PER_CLIENT
 
 CHECKOUT = "https://checkout.stripe.com/"
 
@@ -54,7 +67,9 @@ def alpha(portal, smtp_server):
     "https://checkout.stripe.com@evil.example/", "https://checkout.stripe.com.evil.example/",
     "http://checkout.stripe.com/c/pay", "https://evil.example\\@checkout.stripe.com/",
     "https:/checkout.stripe.com/", "https://checkout.stripe.com/c/pay\n", "", None,
-    "/" + "a" * 2100,
+    "/" + "a" * 2100, "https://checkout.stripe.com\uff0fevil.example/",
+    "https://checkout.stripe.com/c/pay\u2028", "https://checkout.stripe.com\uff03x",
+    "https://[checkout.stripe.com/", "https://checkout.stripe.com/c/pay/cs_t\u00e9st",
 ])
 def test_redirects_refuse_the_usual_bypasses(target):
     assert safe_redirect(target, "/", [CHECKOUT]) == "/"
@@ -183,3 +198,103 @@ def test_a_held_warehouse_answers_503(world, tmp_path, smtp_server):
         assert alpha.get("/invoices").status_code == 200
     finally:
         portal.stop()
+
+
+def test_a_theme_version_that_is_not_ascii_digits_answers_404(portal):
+    """`²` passes str.isdigit but not int(); 5000 nines pass str.isdigit and are beyond
+    what int() reads: both are no theme version (404), the real one is served."""
+    page = portal.client().get("/sign-in").text
+    stylesheet = re.search(r'href="(/assets/[^/"]+/[0-9]+/portal\.css)"', page).group(1)
+    theme = stylesheet.split("/")[2]
+
+    served = portal.client().get(stylesheet)
+    superscript = portal.client().get(f"/assets/{theme}/%C2%B2/portal.css")
+    nines = portal.client().get(f"/assets/{theme}/{'9' * 5000}/portal.css")
+
+    assert served.status_code == 200 and served.text.startswith(":root {")
+    assert (superscript.status_code, nines.status_code) == (404, 404)
+
+
+@pytest.mark.parametrize(("path", "logged"), [
+    ("/documents/AbC-_123", "/documents/…"),
+    ("/sign-in/link/" + "Q" * 43, "/sign-in/link/…"),
+    ("/account/confirm/" + "Z" * 43, "/account/confirm/…"),
+    ("/documents/", "/documents/"),
+    ("/invoices/3icM0GgM1K6jaMxHmjTHOA", "/invoices/3icM0GgM1K6jaMxHmjTHOA"),
+])
+def test_paths_with_a_link_token_are_logged_without_it(path, logged):
+    assert redacted_path(path) == logged
+
+
+def test_q2c_portal_serve_logs_requests_without_link_tokens(world, tmp_path):
+    """`q2c portal serve` as it runs in production: uvicorn's access log (which writes paths
+    whole) is off, and the portal's request lines show `…` for the token of a per-invoice
+    link, a sign-in link and an address confirmation, and no query string."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = os.environ | {"Q2C_HOME": str(tmp_path / "home"), "Q2C_PORTAL_DIR": str(
+        world.portal_dir), "Q2C_WAREHOUSE": str(world.warehouse), "PYTHONUNBUFFERED": "1"}
+    env.pop("Q2C_OPS_STORE", None)
+    q2c = str(Path(sys.executable).parent / "q2c")
+    serve = subprocess.Popen([q2c, "portal", "serve", "--port", str(port)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    link, sign_in_token, confirm_token = world.links["INV-A1"], "Q" * 43, "Z" * 43
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/sign-in", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert serve.poll() is None and time.monotonic() < deadline, "not started"
+                time.sleep(0.1)
+        answers = [requests.get(f"{base}{path}", timeout=10, allow_redirects=False)
+                   .status_code for path in (
+                       f"/documents/{link}", f"/sign-in/link/{sign_in_token}",
+                       f"/account/confirm/{confirm_token}",
+                       "/invoices/x/paid?session_id=cs_test_secretSession")]
+    finally:
+        serve.terminate()
+        out, err = serve.communicate(timeout=30)
+
+    assert answers == [200, 200, 404, 303]
+    for secret in (link, sign_in_token, confirm_token, "cs_test_secretSession"):
+        assert secret not in out + err
+    lines = [line.split(" ", 2)[2] for line in out.splitlines() if '"GET ' in line]
+    assert lines == ['127.0.0.1 "GET /sign-in HTTP/1.1" 200',
+                     '127.0.0.1 "GET /documents/… HTTP/1.1" 200',
+                     '127.0.0.1 "GET /sign-in/link/… HTTP/1.1" 200',
+                     '127.0.0.1 "GET /account/confirm/… HTTP/1.1" 404',
+                     '127.0.0.1 "GET /invoices/x/paid HTTP/1.1" 303']
+
+
+@pytest.mark.parametrize(("address", "counted_as"), [
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("203.0.113.7", "203.0.113.7"),
+    ("unknown", "unknown"),
+])
+def test_an_ipv6_client_is_counted_by_its_64(address, counted_as):
+    assert rate_limit_client(address) == counted_as
+
+
+def test_sign_in_from_one_ipv6_64_is_limited_together(portal):
+    """The test portal trusts X-Forwarded-For from 127.0.0.1 (uvicorn's default, as
+    `q2c portal serve --forwarded-allow-ips 127.0.0.1`): 20 requests from 20 addresses of
+    2001:db8:7:7::/64 use up that client's 20, the 21st from yet another address of it is
+    429, and a client of another /64 is still answered."""
+    codes = []
+    for n in range(PER_CLIENT + 1):
+        client = portal.client(**{"X-Forwarded-For": f"2001:db8:7:7::{n + 1:x}"})
+        client.get("/sign-in")
+        codes.append(client.post("/sign-in", {"email": f"user{n}@unknown-customer.example"})
+                     .status_code)
+    other = portal.client(**{"X-Forwarded-For": "2001:db8:7:8::1"})
+    other.get("/sign-in")
+
+    assert codes == [303] * PER_CLIENT + [429]
+    assert other.post("/sign-in", {"email": "x@unknown-customer.example"}).status_code == 303

@@ -537,15 +537,35 @@ class CustomerView:
 
     def _manifest_files(self, invoice: InvoiceSummary, table: str, kind: str,
                         content_type: str, order_column: str) -> list[DocumentFile]:
+        """The invoice's newest file in a manifest, when the manifest row is surely its.
+
+        The manifests name an invoice by its ERP id and number only, and an invoice id is
+        unique only with its ERP (`source_system`): with two ERPs, customer B's invoice may
+        carry the id and number of customer A's. A manifest row is therefore served only
+        when exactly one warehouse invoice, of any account and ERP, has its id and number,
+        and that invoice is this one (by `invoice_key`); a row two invoices could own is
+        offered to neither and logged, since nothing in it says whose file it is. Joining
+        on the account alone would not do: the other invoice's row would still match.
+        """
         if not self.reader.has_table(OPS_SCHEMA, table):
             return []
         rows = self.reader.rows(
-            f"select m.document_id, m.path from {OPS_SCHEMA}.{table} m"
+            f"select m.document_id, m.path, (select count(*) from core.fct_invoices o"
+            " where o.invoice_id = m.invoice_id and o.invoice_number = m.invoice_number)"
+            f" as owners from {OPS_SCHEMA}.{table} m"
             " join core.fct_invoices i on m.invoice_id = i.invoice_id"
             " and m.invoice_number = i.invoice_number"
-            " where i.account_key = ? and i.invoice_id = ? and (? is null or i.invoice_id = ?)"
-            f" order by m.{order_column} desc limit 1",
-            (self.account_key, invoice.invoice_id, self.invoice_id, self.invoice_id))
+            " where i.account_key = ? and i.invoice_key = ? and (? is null or i.invoice_id = ?)"
+            f" order by m.{order_column} desc",
+            (self.account_key, invoice.invoice_key, self.invoice_id, self.invoice_id))
+        ambiguous = [row for row in rows if row["owners"] != 1]
+        if ambiguous:
+            logger.warning(
+                "invoice %s (id %s, account %s): %d warehouse invoices (of different ERPs) "
+                "have this id and number, so the %d file(s) of %s.%s for it cannot be told "
+                "apart; none is offered", invoice.invoice_number, invoice.invoice_id,
+                self.account_key, ambiguous[0]["owners"], len(ambiguous), OPS_SCHEMA, table)
+        rows = [row for row in rows if row["owners"] == 1][:1]
         documents = []
         for row in rows:
             path = Path(row["path"])

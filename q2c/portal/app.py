@@ -11,7 +11,11 @@ checkout). Around them:
 - the session middleware, which puts the signed-in `web.Customer` on `request.state`,
 - error pages: 401 sends a page request to sign-in, 403/404/405/429 have their own page,
   503 says the portal is being refreshed (the nightly holds the warehouse), anything
-  unexpected is logged and shown as a plain 500 page without details.
+  unexpected is logged and shown as a plain 500 page without details,
+- the request log (`RequestLogMiddleware`, logger `q2c.portal.requests`): one line per
+  request with the client, method, path and status, link tokens in paths replaced by `…`
+  and no query string. It replaces uvicorn's access log, which writes paths whole
+  (`q2c portal serve` turns that one off).
 
 The warehouse is opened read-only for each request (DuckDB admits one writer, the
 nightly); `warehouse="postgres"` reads a Postgres warehouse (Q2C_PG_*) in read-only
@@ -49,6 +53,8 @@ from q2c.warehouse import WarehouseBusyError
 from q2c.warehouse import connect as connect_warehouse
 
 logger = logging.getLogger(__name__)
+REQUEST_LOGGER = "q2c.portal.requests"
+requests_log = logging.getLogger(REQUEST_LOGGER)
 
 # Route modules, by name; PAY and DISPUTES add theirs here.
 ROUTE_MODULES = (
@@ -129,6 +135,7 @@ def create_app(settings: Settings, *, warehouse: str = "duckdb",
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestLogMiddleware),
             Middleware(security.SecurityHeadersMiddleware, secure=secure,
                        form_origins=form_origins),
             Middleware(SessionMiddleware),
@@ -157,6 +164,38 @@ def portal_secret(settings: Settings) -> bytes:
         raise ValueError(f"the portal secret {path} is shorter than 32 bytes: delete it to "
                          "make a new one (signed-in customers sign in again)")
     return secret
+
+
+class RequestLogMiddleware:
+    """Log each request once it is answered: `<client> "<METHOD> <path> HTTP/<v>" <status>`.
+
+    The path is `security.redacted_path` of it (no link token) and the query string is
+    left out, so the log holds nothing that opens a link. A request that fails is logged
+    with 500 before the error page is made.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def send_noting_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            client = scope.get("client")
+            requests_log.info('%s "%s %s HTTP/%s" %d', client[0] if client else "-",
+                              scope.get("method", "?"),
+                              security.redacted_path(scope.get("path", "")),
+                              scope.get("http_version", "1.1"), status[0])
 
 
 class SessionMiddleware:
@@ -249,7 +288,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    logger.error("portal: %s %s failed", request.method, request.url.path,
+    logger.error("portal: %s %s failed", request.method,
+                 security.redacted_path(request.url.path),
                  exc_info=(type(exc), exc, exc.__traceback__))
     return _error_page(request, 500, "error_general")
 

@@ -18,6 +18,23 @@ the invoice counts as paid only once a signed `checkout.session.completed` webho
 stored the session complete and paid (`payment_state`), and the nightly allocates the
 charge to the invoice from there.
 
+One invoice has at most one session that can take a payment: a click goes back to the
+account's open attempt for the same amount whoever clicks (the account's session or a
+per-invoice link's), and every other open session of the invoice is expired at Stripe
+(`POST /v1/checkout/sessions/{id}/expire`, `expire_open_sessions`) when a new one is
+made, once a payment of the invoice is confirmed (`expire_stale_sessions`: sessions made
+before it asked for an amount that did not know of it), and when the invoice is disputed.
+A session can still complete in the moment before it is expired; such a second payment is
+confirmed like any other, and its `PAYMENT_CONFIRMED` event says `"overpayment": true`
+with the sessions that paid the invoice before (`confirm_payments`), and a warning names
+the invoice for finance. The nightly allocates the first charge to the invoice; the second
+finds nothing open under the invoice number it names and stays unapplied in
+`core.mart_unallocated_cash` (reason `exceeds_referenced_invoices`), where finance
+refunds it or applies it elsewhere.
+
+Every lookup of attempts is by account and invoice id together: an invoice id is unique
+only within its ERP, and two ERPs may give two customers' invoices the same id.
+
 Stripe writes amounts in the currency's minor units with the exponent its API uses: the
 ISO 4217 one (q2c.money) except ISK (two decimals in the API) and MGA (none), the same
 exceptions the warehouse reads Stripe amounts with (stg_stripe__currency_units). Stripe
@@ -81,8 +98,10 @@ CHECKOUT_LOCALES = frozenset(
 )
 
 # Attempt statuses: `pending` (written, no session recorded yet), `open` (a session was
-# made), `failed` (Stripe refused the request; the key is not used again).
-PENDING, OPEN, FAILED = "pending", "open", "failed"
+# made), `failed` (Stripe refused the request; the key is not used again), `closed` (q2c
+# expired its session at Stripe; `error` says why: paid through another session, disputed,
+# replaced by a newer attempt).
+PENDING, OPEN, FAILED, CLOSED = "pending", "open", "failed", "closed"
 
 # What became of a payment, as the portal shows it.
 AWAITING = "awaiting"  # no signed webhook yet: "payment received, confirmation pending"
@@ -331,7 +350,7 @@ class StripeRequestError(RuntimeError):
 
 
 class StripeClient:
-    """The two calls the portal makes: create and retrieve a Checkout Session.
+    """The calls the portal makes: create, retrieve and expire a Checkout Session.
 
     A dropped connection, a 409 (the same key still in flight), a 429 or a 5xx is retried
     with the same body and key, a few times within one page request; Stripe's
@@ -349,6 +368,13 @@ class StripeClient:
 
     def retrieve_session(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"{SESSIONS_PATH}/{quote(session_id, safe='')}")
+
+    def expire_session(self, session_id: str) -> dict[str, Any]:
+        """Expire an open session (https://docs.stripe.com/api/checkout/sessions/expire):
+        Stripe answers with the session, now `expired`, and refuses (400) one that is not
+        open any more. The key makes a retry after a lost answer get the first answer."""
+        return self._call("POST", f"{SESSIONS_PATH}/{quote(session_id, safe='')}/expire",
+                          "", f"q2c-portal-expire-{session_id}")
 
     def _call(self, method: str, path: str, body: str | None = None,
               idempotency_key: str | None = None) -> dict[str, Any]:
@@ -463,10 +489,12 @@ def start_checkout(
 ) -> CheckoutStart:
     """The Checkout Session to send the customer to for what is open on `invoice`.
 
-    Reuses this customer's attempt for the same amount while its session is open, or while
-    no session was recorded for it yet (then the POST is sent again under the same key);
-    otherwise starts a new attempt with a new key. `PAYMENT_STARTED` is recorded once per
-    attempt, when its session is recorded.
+    Reuses the account's attempt of this invoice for the same amount, whoever made it, while
+    its session is open, or while no session was recorded for it yet (then the POST is sent
+    again under the same key); otherwise starts a new attempt with a new key. Any other
+    open session of the invoice is then expired at Stripe (`expire_open_sessions`), so the
+    invoice has one session that can take a payment. `PAYMENT_STARTED` is recorded once
+    per attempt, when its session is recorded.
 
     Raises:
         CheckoutRefused: Nothing to pay (see `charge_for`), or a confirmed payment of this
@@ -479,7 +507,7 @@ def start_checkout(
     with opsdb.transaction(conn):
         if invoice.received is None:
             _refuse_when_being_booked(conn, invoice, charge, moment)
-        attempt = _reusable_attempt(conn, invoice, charge, actor, moment)
+        attempt = _reusable_attempt(conn, invoice, charge, moment)
         if attempt is None:
             attempt = _new_attempt(conn, invoice, charge, actor, moment, success_url,
                                    cancel_url, customer_email, item_name, language)
@@ -487,6 +515,9 @@ def start_checkout(
         log.info("invoice %s (account %s): checkout attempt %s offered again, session %s",
                  invoice.invoice_number, invoice.account_key, attempt.attempt_id,
                  attempt.session_id)
+        expire_open_sessions(conn, client, invoice.account_key, invoice.invoice_id,
+                             keep=attempt.session_id, now=moment,
+                             reason=f"replaced by attempt {attempt.attempt_id}")
         return CheckoutStart(attempt.attempt_id, attempt.session_id, attempt.session_url,
                              charge, reused=True)
 
@@ -515,6 +546,9 @@ def start_checkout(
     log.info("invoice %s (account %s): checkout session %s for %s (attempt %s)",
              invoice.invoice_number, invoice.account_key, session["id"], charge.money,
              attempt.attempt_id)
+    expire_open_sessions(conn, client, invoice.account_key, invoice.invoice_id,
+                         keep=session["id"], now=moment,
+                         reason=f"replaced by attempt {attempt.attempt_id}")
     return CheckoutStart(attempt.attempt_id, session["id"], session["url"], charge,
                          reused=not recorded)
 
@@ -524,9 +558,9 @@ def _refuse_when_being_booked(conn: sqlite3.Connection, invoice: PayableInvoice,
     """A payment Stripe confirmed lately for exactly what is still shown open has not
     reached the warehouse yet (the nightly books it): paying again would pay twice."""
     row = conn.execute(
-        f"select attempt_id from {ATTEMPTS_TABLE} where invoice_id = ? and currency = ? "
-        "and amount_minor = ? and confirmed_at > ?",
-        (invoice.invoice_id, charge.money.currency, charge.minor,
+        f"select attempt_id from {ATTEMPTS_TABLE} where account_key = ? and invoice_id = ? "
+        "and currency = ? and amount_minor = ? and confirmed_at > ?",
+        (invoice.account_key, invoice.invoice_id, charge.money.currency, charge.minor,
          _stamp(moment - BOOKING_WINDOW)),
     ).fetchone()
     if row is not None:
@@ -537,13 +571,15 @@ def _refuse_when_being_booked(conn: sqlite3.Connection, invoice: PayableInvoice,
 
 
 def _reusable_attempt(conn: sqlite3.Connection, invoice: PayableInvoice, charge: Charge,
-                      actor: str, moment: dt.datetime) -> Attempt | None:
+                      moment: dt.datetime) -> Attempt | None:
+    """The account's live attempt of the invoice for this amount, whoever started it: an
+    account session and a per-invoice link of the same invoice share one session."""
     rows = conn.execute(
-        f"select * from {ATTEMPTS_TABLE} where invoice_id = ? and actor = ? and currency = ? "
-        "and amount_minor = ? and status in (?, ?) and confirmed_at is null "
+        f"select * from {ATTEMPTS_TABLE} where account_key = ? and invoice_id = ? "
+        "and currency = ? and amount_minor = ? and status in (?, ?) and confirmed_at is null "
         "and created_at > ? order by created_at desc",
-        (invoice.invoice_id, actor, charge.money.currency, charge.minor, PENDING, OPEN,
-         _stamp(moment - SESSION_LIFETIME)),
+        (invoice.account_key, invoice.invoice_id, charge.money.currency, charge.minor,
+         PENDING, OPEN, _stamp(moment - SESSION_LIFETIME)),
     ).fetchall()
     for row in rows:
         attempt = _attempt_of(row)
@@ -638,32 +674,44 @@ class PaymentState:
     state: str
 
 
-def attempts_of(conn: sqlite3.Connection, invoice_id: str) -> list[Attempt]:
-    """The invoice's attempts with a session, newest first."""
+def attempts_of(conn: sqlite3.Connection, account_key: str,
+                invoice_id: str) -> list[Attempt]:
+    """The attempts with a session of the account's invoice, newest first (by account and
+    invoice: another ERP's invoice may have the same id)."""
     ensure_schema(conn)
     rows = conn.execute(
-        f"select * from {ATTEMPTS_TABLE} where invoice_id = ? and session_id is not null "
-        "order by created_at desc, attempt_id", (invoice_id,)).fetchall()
+        f"select * from {ATTEMPTS_TABLE} where account_key = ? and invoice_id = ? "
+        "and session_id is not null order by created_at desc, attempt_id",
+        (account_key, invoice_id)).fetchall()
     return [_attempt_of(row) for row in rows]
 
 
 def payment_state(conn: sqlite3.Connection, attempt: Attempt) -> PaymentState:
     """The attempt's payment as the signed webhooks left its Checkout Session."""
     session = _kept_session(conn, attempt.session_id) if attempt.session_id else None
-    if session is None:
-        return PaymentState(attempt, AWAITING)
-    if session.get("status") == "complete":
+    status = session.get("status") if session is not None else None
+    if status == "complete":
         paid = session.get("payment_status") in ("paid", "no_payment_required")
         return PaymentState(attempt, PAID if paid else PROCESSING)
-    if session.get("status") == "expired":
+    if status == "expired" or attempt.status == CLOSED:
         return PaymentState(attempt, EXPIRED)
     return PaymentState(attempt, AWAITING)
 
 
-def confirm_payments(conn: sqlite3.Connection, invoice_id: str | None = None,
+def confirm_payments(conn: sqlite3.Connection, *, account_key: str | None = None,
+                     invoice_id: str | None = None,
                      now: dt.datetime | None = None) -> list[str]:
     """Mark attempts whose session a signed webhook stored complete and paid, and record
-    `PAYMENT_CONFIRMED` for each, once; return the attempt ids confirmed now."""
+    `PAYMENT_CONFIRMED` for each, once; return the attempt ids confirmed now.
+
+    Narrowed to one invoice, the account is needed too (an invoice id is unique only within
+    its ERP). A payment through a session made before another payment of the invoice was
+    kept asked for an amount that did not know of that payment: its event's detail says
+    `"overpayment": true` and `"also_paid_by"` (the sessions that paid before), and a
+    warning names the invoice (see the module docstring for where finance finds it).
+    """
+    if invoice_id is not None and account_key is None:
+        raise ValueError(f"confirm_payments of invoice {invoice_id}: give its account too")
     ensure_schema(conn)
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     confirmed = []
@@ -671,8 +719,10 @@ def confirm_payments(conn: sqlite3.Connection, invoice_id: str | None = None,
         rows = conn.execute(
             f"select a.* from {ATTEMPTS_TABLE} a join stripe_objects o "
             "on o.object_type = ? and o.object_id = a.session_id "
-            "where a.confirmed_at is null and (? is null or a.invoice_id = ?)",
-            (CHECKOUT_SESSION, invoice_id, invoice_id)).fetchall()
+            "where a.confirmed_at is null and (? is null or a.account_key = ?) "
+            "and (? is null or a.invoice_id = ?) "
+            "order by o.event_created, o.updated_at, a.attempt_id",
+            (CHECKOUT_SESSION, account_key, account_key, invoice_id, invoice_id)).fetchall()
         for row in rows:
             attempt = _attempt_of(row)
             state = payment_state(conn, attempt)
@@ -682,18 +732,139 @@ def confirm_payments(conn: sqlite3.Connection, invoice_id: str | None = None,
             conn.execute(f"update {ATTEMPTS_TABLE} set confirmed_at = ?, updated_at = ? "
                          "where attempt_id = ? and confirmed_at is null",
                          (_stamp(moment), _stamp(moment), attempt.attempt_id))
+            detail: dict[str, Any] = {
+                "checkout_session": attempt.session_id, "attempt": attempt.attempt_id,
+                "payment_intent": _id_of(session.get("payment_intent")),
+                "amount": str(attempt.amount), "currency": attempt.currency}
+            earlier = _paid_without_knowing(conn, attempt)
+            if earlier:
+                detail.update(overpayment=True, also_paid_by=earlier)
+                log.warning(
+                    "invoice %s (account %s): a second payment of %s %s (session %s) after "
+                    "%s paid it; finance: refund it or apply it elsewhere (the nightly "
+                    "leaves it in core.mart_unallocated_cash)", attempt.invoice_number,
+                    attempt.account_key, attempt.amount, attempt.currency,
+                    attempt.session_id, ", ".join(earlier))
             record_event(conn, PAYMENT_CONFIRMED, actor="stripe",
                          account_key=attempt.account_key, invoice_id=attempt.invoice_id,
-                         object_id=attempt.session_id, at=moment, detail={
-                             "checkout_session": attempt.session_id,
-                             "attempt": attempt.attempt_id,
-                             "payment_intent": _id_of(session.get("payment_intent")),
-                             "amount": str(attempt.amount), "currency": attempt.currency})
+                         object_id=attempt.session_id, at=moment, detail=detail)
             confirmed.append(attempt.attempt_id)
             log.info("invoice %s (account %s): payment of %s %s confirmed by Stripe "
                      "(session %s)", attempt.invoice_number, attempt.account_key,
                      attempt.amount, attempt.currency, attempt.session_id)
     return confirmed
+
+
+def _paid_without_knowing(conn: sqlite3.Connection, attempt: Attempt) -> list[str]:
+    """The sessions of confirmed payments of the attempt's invoice that q2c kept after the
+    attempt was made: its amount was set without them, so it pays again what they paid.
+    The store keeps webhooks to the second; one kept in the second the attempt was made
+    counts as unknown to it (a flag too many is checked, a payment twice is not missed)."""
+    rows = conn.execute(
+        f"select a.session_id, o.updated_at from {ATTEMPTS_TABLE} a join stripe_objects o "
+        "on o.object_type = ? and o.object_id = a.session_id where a.account_key = ? "
+        "and a.invoice_id = ? and a.attempt_id <> ? and a.confirmed_at is not null "
+        "order by o.updated_at, a.session_id",
+        (CHECKOUT_SESSION, attempt.account_key, attempt.invoice_id,
+         attempt.attempt_id)).fetchall()
+    made = attempt.created_at.replace(microsecond=0)
+    return [row["session_id"] for row in rows
+            if dt.datetime.fromisoformat(row["updated_at"]) >= made]
+
+
+# ---------------------------------------------------------------------------------------
+# Sessions that must not take a payment any more
+
+
+def expire_open_sessions(conn: sqlite3.Connection, client: StripeClient | None,
+                         account_key: str, invoice_id: str, *, reason: str,
+                         keep: str | None = None, made_before: dt.datetime | None = None,
+                         now: dt.datetime | None = None) -> list[str]:
+    """Expire at Stripe the invoice's sessions that could still take a payment (all but
+    `keep`; with `made_before`, only those made before it); return the ids expired.
+
+    An expired attempt is `closed` with `reason`. A session Stripe will not expire because
+    it completed a moment ago is left alone: its payment is confirmed from its webhook and
+    flagged there (`confirm_payments`). Nothing here raises: a Stripe that cannot be asked
+    is logged, and the session ends by itself at its `expires_at` (one hour at most).
+    Without `client`, one is made from the settings, and only when a session is open.
+    """
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    ensure_schema(conn)
+    rows = conn.execute(
+        f"select * from {ATTEMPTS_TABLE} where account_key = ? and invoice_id = ? "
+        "and status = ? and session_id is not null and confirmed_at is null "
+        "and (session_expires_at is null or session_expires_at > ?) "
+        "order by created_at, attempt_id",
+        (account_key, invoice_id, OPEN, int(moment.timestamp()))).fetchall()
+    attempts = [attempt for attempt in map(_attempt_of, rows)
+                if attempt.session_id != keep
+                and (made_before is None or attempt.created_at < made_before)
+                and (_kept_session(conn, attempt.session_id or "") or {}).get("status")
+                not in ("complete", "expired")]
+    if not attempts:
+        return []
+    if client is None:
+        try:
+            client = StripeClient(StripeApi.from_env())
+        except CheckoutUnavailable as exc:
+            log.error("invoice %s (account %s): %d open checkout session(s) cannot be "
+                      "expired (%s); they end at their expiry time", invoice_id,
+                      account_key, len(attempts), exc)
+            return []
+    expired = []
+    for attempt in attempts:
+        if _expire(client, attempt) != "expired":
+            continue
+        with opsdb.transaction(conn):
+            conn.execute(f"update {ATTEMPTS_TABLE} set status = ?, error = ?, updated_at = ? "
+                         "where attempt_id = ? and status = ?",
+                         (CLOSED, reason, _stamp(moment), attempt.attempt_id, OPEN))
+        expired.append(attempt.session_id or "")
+        log.info("invoice %s (account %s): checkout session %s expired (%s)",
+                 attempt.invoice_number, attempt.account_key, attempt.session_id, reason)
+    return expired
+
+
+def expire_stale_sessions(conn: sqlite3.Connection, client: StripeClient | None,
+                          account_key: str, invoice_id: str,
+                          now: dt.datetime | None = None) -> list[str]:
+    """Once a payment of the invoice is confirmed, expire the sessions made before q2c kept
+    it: they ask for an amount that does not know of it. Sessions made later (for what it
+    left open) stay; the store keeps webhooks to the second, so one made in that second
+    counts as made before."""
+    paid = confirmed_payments(conn, account_key, [invoice_id])
+    if not paid:
+        return []
+    last = max(paid, key=lambda payment: payment.kept_at)
+    return expire_open_sessions(conn, client, account_key, invoice_id, now=now,
+                                made_before=last.kept_at + dt.timedelta(seconds=1),
+                                reason=f"the invoice was paid through {last.session_id}")
+
+
+def _expire(client: StripeClient, attempt: Attempt) -> str | None:
+    """Stripe's status of the session after asking to expire it (None when unknown)."""
+    try:
+        return client.expire_session(attempt.session_id or "").get("status")
+    except StripeRequestError as exc:
+        refused = exc
+    try:
+        status = client.retrieve_session(attempt.session_id or "").get("status")
+    except StripeRequestError as exc:
+        log.error("invoice %s (account %s): checkout session %s could not be expired (%s) "
+                  "nor looked up (%s); it ends at its expiry time", attempt.invoice_number,
+                  attempt.account_key, attempt.session_id, refused, exc)
+        return None
+    if status == "complete":
+        log.warning("invoice %s (account %s): checkout session %s completed before it could "
+                    "be expired; its payment is confirmed from its webhook, and flagged if it "
+                    "paid the invoice a second time", attempt.invoice_number,
+                    attempt.account_key, attempt.session_id)
+    elif status != "expired":
+        log.error("invoice %s (account %s): checkout session %s could not be expired (%s); "
+                  "it ends at its expiry time", attempt.invoice_number, attempt.account_key,
+                  attempt.session_id, refused)
+    return status
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@
     q2c portal revoke-link TOKEN_OR_LINK [--reason TEXT] [--by NAME]
 
 `serve` runs the portal with uvicorn; put it behind a reverse proxy with TLS and set
-Q2C_PORTAL_BASE_URL to the public https URL (docs/portal.md). Imports of Starlette and
+Q2C_PORTAL_BASE_URL to the public https URL (docs/portal.md). uvicorn's access log is off:
+it writes paths whole, and a path such as `/documents/<token>` opens an invoice. The portal
+writes its own line per request instead, with such tokens replaced by `…`
+(`q2c.portal.app.RequestLogMiddleware`), on standard output. Imports of Starlette and
 uvicorn stay inside the commands, so `q2c --help` stays fast.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 
@@ -36,8 +40,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             "Postgres warehouse of the Q2C_PG_* variables "
                             "(Q2C_PORTAL_WAREHOUSE)")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                       help="proxies whose X-Forwarded-For/-Proto are trusted (default "
-                            "127.0.0.1, the proxy on this machine)")
+                       help="proxies whose X-Forwarded-For/-Proto are trusted: name "
+                            "only the reverse proxy, which must append or overwrite "
+                            "X-Forwarded-For (default 127.0.0.1, the proxy on this machine)")
 
     revoke = actions.add_parser(
         "revoke-link", help="stop a per-invoice link from working and end its sessions")
@@ -71,13 +76,24 @@ def _cmd_portal(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from q2c.portal.app import create_app
+    from q2c.portal.app import REQUEST_LOGGER, create_app
 
     app = create_app(settings, warehouse=args.warehouse)
     print(f"Customer portal on http://{args.host}:{args.port} for "
           f"{settings.portal_base_url} (warehouse: {args.warehouse}; Ctrl-C stops)",
           flush=True)
+    _log_requests(logging.getLogger(REQUEST_LOGGER))
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
                 forwarded_allow_ips=args.forwarded_allow_ips, server_header=False,
-                log_level="info")
+                log_level="info", access_log=False)
     return 0
+
+
+def _log_requests(log: logging.Logger) -> None:
+    """The portal's request lines on standard output, where uvicorn's access log went."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False

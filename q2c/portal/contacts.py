@@ -6,7 +6,9 @@ valid 24 hours, single use) whose link is mailed to the new address; a newer req
 account supersedes an older one. The link opens a page that confirms with a POST (mail
 scanners follow GET links). Only then is the address written to the delivery overrides
 (`q2c.delivery.overrides`), which the channel policy applies before the CRM's and the
-ERP's address, and the address it replaces is told.
+ERP's address, and the address it replaces is told. Sign-in follows it
+(`billing_address_contacts`, registered with `q2c.portal.signin`): the confirmed address
+signs in to the account, and the addresses it replaced no longer do.
 
 A delivery preference (email or portal) takes effect at once, as the signed-in customer
 chose it. Both changes need the customer's consent to the governed wording
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from typing import Any
 
 from q2c.content.registry import ContentRegistry
 from q2c.delivery.addresses import mask_address, validate_recipient
@@ -43,6 +46,7 @@ from q2c.delivery.overrides import (
     load_overrides,
 )
 from q2c.opsdb import connect, ensure_schema, transaction
+from q2c.portal import signin
 from q2c.portal.dispute_replies import fill
 from q2c.portal.events import (
     CONSENT_RECORDED,
@@ -413,6 +417,66 @@ def ensure_tables(conn: sqlite3.Connection) -> None:
 def token_hash(token: str) -> str:
     """What the store keeps of a confirmation token."""
     return hashlib.sha256(f"q2c-portal-contact-v1\0{token}".encode()).hexdigest()
+
+
+def billing_address_contacts(reader: Any, store_conn: sqlite3.Connection, address: str,
+                             found: list[signin.Contact]) -> list[signin.Contact]:
+    """Sign-in as the portal's confirmed billing addresses have it (a `signin` finder).
+
+    `found` are the contacts the warehouse gave for `address` (lower-case). An account
+    whose confirmed billing address is `address` is added (contact
+    `portal-billing:<account>`). An account found whose confirmed address is another one
+    loses `address` when a confirmed change replaced it: the warehouse's billing address,
+    or an earlier portal address, then no longer signs in to that account, nor does a CRM
+    billing contact with that address. Other accounts of `address` are left as found.
+    """
+    tables = {row[0] for row in store_conn.execute(
+        "select name from sqlite_master where type = 'table' and name in (?, ?)",
+        (OVERRIDES_TABLE, CHANGES_TABLE))}
+    if tables != {OVERRIDES_TABLE, CHANGES_TABLE}:
+        return found
+    in_force = _confirmed_addresses(store_conn, [contact.account_key for contact in found])
+    replaced = {row[0] for row in store_conn.execute(
+        f"select distinct account_key from {CHANGES_TABLE} where confirmed_at is not null"
+        " and lower(trim(previous_email)) = ?", (address,))}
+    kept = [contact for contact in found
+            if in_force.get(contact.account_key, address) == address
+            or contact.account_key not in replaced]
+    for contact in found:
+        if contact not in kept:
+            logger.info("portal sign-in for %s: account %s's billing address was changed in "
+                        "the portal; the replaced address no longer signs in",
+                        mask_address(address), contact.account_key)
+    known = {contact.account_key for contact in kept}
+    added = sorted(row[0] for row in store_conn.execute(
+        f"select account_key from {OVERRIDES_TABLE} where lower(trim(billing_email)) = ?",
+        (address,)) if row[0] not in known)
+    if not added:
+        return kept
+    marks = ", ".join("?" for _ in added)
+    rows = reader.rows(
+        "select account_key, account_name, language from core.dim_accounts"
+        f" where account_key in ({marks}) order by account_key", added)
+    return kept + [signin.Contact(account_key=row["account_key"],
+                                  account_name=row["account_name"] or "",
+                                  contact_id=f"portal-billing:{row['account_key']}",
+                                  language=row["language"] or "en") for row in rows]
+
+
+def _confirmed_addresses(store_conn: sqlite3.Connection,
+                         account_keys: list[str]) -> dict[str, str]:
+    """The confirmed billing address (lower-case) of each of these accounts that has one."""
+    if not account_keys:
+        return {}
+    marks = ", ".join("?" for _ in account_keys)
+    return dict(store_conn.execute(
+        f"select account_key, lower(trim(billing_email)) from {OVERRIDES_TABLE}"
+        f" where billing_email is not null and account_key in ({marks})",
+        account_keys).fetchall())
+
+
+if billing_address_contacts not in signin.CONTACT_FINDERS:
+    signin.CONTACT_FINDERS.append(billing_address_contacts)
 
 
 def _upsert_override(conn: sqlite3.Connection, account_key: str, now: dt.datetime,

@@ -43,6 +43,7 @@ LANGUAGES = ("en", "de")
 DEFAULT_LOCALES = {"en": "en_GB", "de": "de_DE"}
 _COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|rgba?\([0-9., %]+\))$")
 _COLOR_NAME = re.compile(r"[a-z][a-z0-9-]*")
+_VERSION = re.compile(r"[0-9]{1,6}")
 
 
 class Texts(dict):
@@ -173,7 +174,9 @@ class Pages:
         return None
 
     def _theme_entry(self, theme_id: str, version: str) -> ContentEntry | None:
-        if not version.isdigit():
+        """The theme of the URL; None (404) for a version that is not a few ASCII digits
+        (`str.isdigit` takes `²`, which `int` does not)."""
+        if not _VERSION.fullmatch(version):
             return None
         for entry in self._content().entries:
             if entry.kind == "theme" and entry.id == theme_id and entry.version == int(version):

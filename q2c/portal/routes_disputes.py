@@ -3,8 +3,10 @@
 - `GET /invoices/{invoice}/dispute`: the form (reason, the line at fault, a comment, one
   attachment) and the invoice's earlier disputes.
 - `POST /invoices/{invoice}/dispute` (multipart, CSRF-checked): opens the dispute
-  (`q2c.portal.disputes`) and answers 303 to its page; the customer's acknowledgement is
-  mailed after the response. A refused form comes back with what to fix.
+  (`q2c.portal.disputes`), expires the invoice's open Checkout Sessions at Stripe (a
+  disputed invoice is not paid) and answers 303 to its page; the customer's
+  acknowledgement is mailed after the response. A refused form comes back with what to
+  fix.
 - `GET /disputes/{dispute}`: where the dispute stands, with what the customer wrote
   (escaped like every value on a page).
 - `GET /disputes/{dispute}/attachment`: the customer's file, as an attachment under the
@@ -17,6 +19,7 @@ it gets the 404 page here, as another customer's invoice or dispute does.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -26,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from q2c.portal import web
+from q2c.portal import checkout, web
 from q2c.portal.contacts import ContactBook
 from q2c.portal.dispute_inputs import (
     MAX_ATTACHMENT_BYTES,
@@ -45,6 +48,8 @@ INVOICE_ACTIONS = ("dispute_action.html",)
 FORM_TEMPLATE = "dispute_form.html"
 PAGE_TEMPLATE = "dispute.html"
 _FIELDS = ("reason", "line", "comment")
+# A line is named by its printed number: ASCII digits, a few of them (no `²`, no 5000 nines).
+_LINE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 def ensure_schema(conn: Any) -> None:
@@ -128,7 +133,7 @@ def _open(request: Request, customer: web.Customer, values: dict[str, str],
         account = view.account()
     context = web.portal(request)
     line = values["line"].strip()
-    if line and not line.isdigit():
+    if line and not _LINE_NUMBER.fullmatch(line):
         return _form(request, customer, "dispute_error_line", values, 400)
     contacts = ContactBook(context.settings.ops_store, _registry(request),
                            seller_name=context.settings.seller.name)
@@ -145,6 +150,9 @@ def _open(request: Request, customer: web.Customer, values: dict[str, str],
         logger.info("portal: dispute of invoice %s (account %s) refused: %s",
                     invoice.invoice_number, customer.account_key, exc)
         return _form(request, customer, exc.key or "dispute_error", values, 400)
+    with context.store() as conn:
+        checkout.expire_open_sessions(conn, None, customer.account_key, invoice.invoice_id,
+                                      reason=f"invoice disputed ({dispute.reference})")
     response = web.redirect(request, f"/disputes/{dispute.dispute_id}")
     response.background = BackgroundTask(_send_replies, request)
     return response

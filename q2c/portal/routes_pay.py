@@ -8,7 +8,9 @@
   An invoice in dispute (in the CRM or in the portal) is refused.
 - `GET /invoices/{invoice}/paid`: Stripe's `success_url`. The redirect proves nothing, so
   the page says "payment received, confirmation pending" until a signed webhook has stored
-  the session complete and paid; then it says paid, and `PAYMENT_CONFIRMED` is recorded.
+  the session complete and paid; then it says paid, `PAYMENT_CONFIRMED` is recorded, and
+  the invoice's other sessions made before the payment are expired at Stripe.
+  Attempts are looked up by the signed-in account and the invoice id together.
 - `GET /invoices/{invoice}/cancelled`: Stripe's `cancel_url`: nothing was charged.
 
 Another customer's invoice answers 404 on all three, as every portal page does.
@@ -100,12 +102,14 @@ def _pay(request: Request, customer: web.Customer) -> Response:
 
 
 def paid(request: Request) -> Response:
-    web.require_customer(request)
+    customer = web.require_customer(request)
     invoice, account = _invoice(request, request.path_params["invoice"])
     session_id = request.query_params.get("session_id")
     with web.portal(request).store() as conn:
-        checkout.confirm_payments(conn, invoice.invoice_id)
-        attempts = checkout.attempts_of(conn, invoice.invoice_id)
+        checkout.confirm_payments(conn, account_key=customer.account_key,
+                                  invoice_id=invoice.invoice_id)
+        checkout.expire_stale_sessions(conn, None, customer.account_key, invoice.invoice_id)
+        attempts = checkout.attempts_of(conn, customer.account_key, invoice.invoice_id)
         chosen = next((a for a in attempts if a.session_id == session_id),
                       attempts[0] if attempts else None)
         state = checkout.payment_state(conn, chosen) if chosen else None

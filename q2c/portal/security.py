@@ -15,12 +15,16 @@
   back to the start page.
 - Downloads are attachments with an ASCII file name and the exact one in RFC 5987
   `filename*`, so no name can break the header or open inline in the browser.
+- Paths that carry a bearer token (a per-invoice link, a sign-in link, an address
+  confirmation) are logged without it (`redacted_path`): whoever reads a log line must not
+  be able to open the link.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -40,6 +44,9 @@ _BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
 _LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~=&?-]*")
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\<>\"'`]")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
+# Paths whose rest is a bearer token: whoever has it may open the link.
+TOKEN_PATHS = ("/documents/", "/sign-in/link/", "/account/confirm/")
+REDACTED = "…"
 
 
 def content_security_policy(form_origins: Iterable[str] = ()) -> str:
@@ -155,7 +162,9 @@ def safe_redirect(target: object, base_path: str = "/",
     A local path must start with exactly one `/` and hold only the characters the portal's
     own URLs use: no `//host`, no backslash, no `%`-encoding, no control character or
     space, no `..` segment. An absolute URL must start with one of `allowed_urls` (each a
-    prefix such as `https://checkout.stripe.com/`), with no user part and the same host.
+    prefix such as `https://checkout.stripe.com/`), with no user part and the same host,
+    and be printable ASCII: a full-width `／` or a line separator (U+2028) is no part of a
+    URL the portal sends anyone to, and a URL the parser refuses gives `default` too.
     """
     if not isinstance(target, str) or not target or len(target) > 2000:
         return default
@@ -164,9 +173,12 @@ def safe_redirect(target: object, base_path: str = "/",
         if not base or target == base or target.startswith(base + "/"):
             return target
         return default
-    if _UNSAFE_URL_CHARS.search(target):
+    if _UNSAFE_URL_CHARS.search(target) or not target.isascii():
         return default
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return default
     if parts.scheme not in ("https", "http") or "@" in parts.netloc or not parts.hostname:
         return default
     for prefix in allowed_urls:
@@ -175,6 +187,15 @@ def safe_redirect(target: object, base_path: str = "/",
                 and parts.path.startswith(allowed.path or "/")):
             return target
     return default
+
+
+def redacted_path(path: str) -> str:
+    """The path as a log may show it: the token of a link path replaced by `…`
+    (`/documents/…`); every other path as it is."""
+    for prefix in TOKEN_PATHS:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + REDACTED
+    return path
 
 
 def origin_of(url: str) -> str:
@@ -214,3 +235,18 @@ def download_headers(filename: object) -> Mapping[str, str]:
 def client_address(request: Request, trusted_proxies: Any = None) -> str:
     """The client's address (uvicorn rewrites it from proxy headers it trusts)."""
     return request.client.host if request.client else "unknown"
+
+
+def rate_limit_client(address: str) -> str:
+    """Who a per-client limit counts: an IPv6 client by its /64 (one host usually holds a
+    whole /64 and could take a new address for every request), an IPv4 client (also one
+    written as ::ffff:a.b.c.d) by its address; anything else as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -4,14 +4,16 @@ The journey:
 
 1. `GET /sign-in` asks for the address; `POST /sign-in` answers with the same redirect to
    `/sign-in/sent` whatever the address, after the same work: the request is rate-limited
-   per address and per client, recorded (the address only as an HMAC) and handed to a
-   background task. Nothing on the request path reads the warehouse, so neither the page
-   nor its timing says whether the address is known.
+   per address and per client (an IPv6 client by its /64), recorded (the address only as
+   an HMAC) and handed to a background task. Nothing on the request path reads the
+   warehouse, so neither the page nor its timing says whether the address is known.
 2. The background task looks the address up among the billing contacts (the account's
-   billing address in `core.dim_accounts`, and CRM contacts flagged as billing contacts),
-   makes one token (256 random bits) and one 8-digit code per account, stores only their
-   hashes, and mails the links and codes through the configured mail transport. An
-   unknown address gets no mail.
+   billing address in `core.dim_accounts`, and CRM contacts flagged as billing contacts;
+   then `CONTACT_FINDERS`: a billing address confirmed in the portal takes the place of
+   the one it replaced, `q2c.portal.contacts.billing_address_contacts`), makes one token
+   (256 random bits) and one 8-digit code per account, stores only their hashes, and mails
+   the links and codes through the configured mail transport. An unknown address gets no
+   mail.
 3. The link opens `GET /sign-in/link/<token>`, a page with one "Continue" button: mail
    scanners that follow links do not use the token. The button POSTs the token, which is
    redeemed once, within `TOKEN_LIFETIME` (15 minutes), and starts a session.
@@ -50,7 +52,7 @@ from q2c.delivery.message import IDEMPOTENCY_HEADER, message_id_for
 from q2c.opsdb import connect as connect_store
 from q2c.opsdb import ensure_schema as ensure_store_schema
 from q2c.opsdb import transaction
-from q2c.portal import sessions, web
+from q2c.portal import security, sessions, web
 from q2c.portal.events import (
     SIGN_IN_FAILED,
     SIGN_IN_REQUESTED,
@@ -110,9 +112,13 @@ class Contact:
     language: str
 
 
-# Extra places billing contacts are found, each `finder(store_conn, address) -> [Contact]`
-# (a changed billing address confirmed in the portal, say).
-CONTACT_FINDERS: list[Callable[[sqlite3.Connection, str], list[Contact]]] = []
+# What the ops store knows of billing contacts beyond the warehouse, each
+# `finder(reader, store_conn, address, found) -> [Contact]`: given the contacts the
+# warehouse gave for the address, the contacts it has. A finder may add some (a billing
+# address the customer confirmed in the portal) and take some away (the address that one
+# replaced); `q2c.portal.contacts` registers its finder when imported.
+ContactFinder = Callable[[Any, sqlite3.Connection, str, list[Contact]], list[Contact]]
+CONTACT_FINDERS: list[ContactFinder] = []
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
@@ -142,7 +148,8 @@ def code_hash(secret: bytes, request_id: str, code: str) -> str:
 
 def find_contacts(reader: Any, store_conn: sqlite3.Connection | None,
                   address: str) -> list[Contact]:
-    """The billing contacts of an address, one per account (CRM contacts first)."""
+    """The billing contacts of an address, one per account (CRM contacts first), as the
+    warehouse has them and then as `CONTACT_FINDERS` change them."""
     found: list[Contact] = []
     try:
         rows = reader.rows(
@@ -167,7 +174,7 @@ def find_contacts(reader: Any, store_conn: sqlite3.Connection | None,
     found += [_contact(row) for row in rows]
     if store_conn is not None:
         for finder in CONTACT_FINDERS:
-            found += finder(store_conn, address)
+            found = finder(reader, store_conn, address, found)
     unique: dict[str, Contact] = {}
     for contact in found:
         unique.setdefault(contact.account_key, contact)
@@ -198,7 +205,7 @@ async def request_link(request: Request) -> Response:
     reference = secrets.token_urlsafe(32)
     request_id = token_hash(reference)
     with context.store() as conn:
-        _limit(conn, [f"address:{key}", f"client:{context.client}"], now,
+        _limit(conn, [f"address:{key}", _client_bucket(context.client)], now,
                {f"address:{key}": PER_ADDRESS})
         with transaction(conn):
             conn.execute(
@@ -227,7 +234,7 @@ async def redeem_code(request: Request) -> Response:
     reference = request.cookies.get(REQUEST_COOKIE, "")
     code = re.sub(r"[\s-]", "", str(form.get("code") or ""))
     with context.store() as conn:
-        _limit(conn, [f"client:{context.client}"], now, {})
+        _limit(conn, [_client_bucket(context.client)], now, {})
         if not reference:
             return _failed(request, conn, "no_request", "signin_code_no_request")
         request_id = token_hash(reference)
@@ -273,7 +280,7 @@ async def redeem_link(request: Request) -> Response:
     token = request.path_params["token"]
     now = web.now()
     with context.store() as conn:
-        _limit(conn, [f"client:{context.client}"], now, {})
+        _limit(conn, [_client_bucket(context.client)], now, {})
         if not _TOKEN.fullmatch(token):
             return _failed(request, conn, "unknown", "signin_link_invalid")
         with transaction(conn):
@@ -330,6 +337,11 @@ def _failed(request: Request, conn: sqlite3.Connection, reason: str, message_key
             page: str = "sign_in.html", **values: Any) -> Response:
     web.audit(request, SIGN_IN_FAILED, conn=conn, detail={"reason": reason})
     return web.render(request, page, status_code=400, error_key=message_key, **values)
+
+
+def _client_bucket(client: str) -> str:
+    """The per-client bucket: an IPv6 client counts by its /64 (`rate_limit_client`)."""
+    return f"client:{security.rate_limit_client(client)}"
 
 
 def _limit(conn: sqlite3.Connection, buckets: list[str], now: dt.datetime,

@@ -81,9 +81,10 @@ class Customer:
 
     Attributes:
         account_key: The account (dim_accounts.account_key) every read is filtered by.
-        contact_id: The billing contact who signed in (`<crm system>:<contact id>`, or
-            `billing:<account key>` for the account's billing address); for a per-invoice
-            link, the link's id.
+        contact_id: The billing contact who signed in (`<crm system>:<contact id>`,
+            `billing:<account key>` for the account's billing address in the warehouse, or
+            `portal-billing:<account key>` for the one the customer confirmed in the
+            portal); for a per-invoice link, the link's id.
         language: The language pages are shown in (`en`, `de`, ...).
         scope: `account` after a magic-link sign-in; `invoice:<invoice_id>` after opening
             the link of one invoice (that invoice only: view, download, pay).
