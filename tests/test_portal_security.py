@@ -35,6 +35,7 @@ from q2c.portal.security import (
     safe_redirect,
 )
 from q2c.portal.signin import PER_CLIENT
+from q2c.settings import load_settings
 
 CHECKOUT = "https://checkout.stripe.com/"
 
@@ -298,3 +299,23 @@ def test_sign_in_from_one_ipv6_64_is_limited_together(portal):
 
     assert codes == [303] * PER_CLIENT + [429]
     assert other.post("/sign-in", {"email": "x@unknown-customer.example"}).status_code == 303
+
+
+def test_without_a_base_url_the_portal_is_at_the_address_it_is_served_at(monkeypatch, tmp_path):
+    from q2c.portal.cli import _base_url_served
+
+    monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    monkeypatch.delenv("Q2C_PORTAL_BASE_URL", raising=False)
+    monkeypatch.delenv("Q2C_CONFIG", raising=False)
+    default = load_settings()
+    monkeypatch.setenv("Q2C_PORTAL_BASE_URL", "https://billing.example.com")
+    configured = load_settings()
+
+    assert _base_url_served(default, "127.0.0.1", 18431).portal_base_url == (
+        "http://127.0.0.1:18431")
+    assert _base_url_served(default, "127.0.0.1", 8080).portal_base_url == (
+        "http://127.0.0.1:8080")
+    assert _base_url_served(default, "0.0.0.0", 18431).portal_base_url == (
+        "http://127.0.0.1:8080")
+    assert _base_url_served(configured, "127.0.0.1", 18431).portal_base_url == (
+        "https://billing.example.com")

@@ -14,13 +14,14 @@ uvicorn stay inside the commands, so `q2c --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import os
 import sys
 
 from q2c.portal.dispute_cli import add_parser as add_disputes_parser
-from q2c.settings import load_settings
+from q2c.settings import Settings, load_settings
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -78,6 +79,7 @@ def _cmd_portal(args: argparse.Namespace) -> int:
 
     from q2c.portal.app import REQUEST_LOGGER, create_app
 
+    settings = _base_url_served(settings, args.host, args.port)
     app = create_app(settings, warehouse=args.warehouse)
     print(f"Customer portal on http://{args.host}:{args.port} for "
           f"{settings.portal_base_url} (warehouse: {args.warehouse}; Ctrl-C stops)",
@@ -87,6 +89,20 @@ def _cmd_portal(args: argparse.Namespace) -> int:
                 forwarded_allow_ips=args.forwarded_allow_ips, server_header=False,
                 log_level="info", access_log=False)
     return 0
+
+
+def _base_url_served(settings: Settings, host: str, port: int) -> Settings:
+    """Without Q2C_PORTAL_BASE_URL, the portal's address is the one it is served at.
+
+    The base URL makes the links in mails and is the only origin forms are taken from, so a
+    default that names another port would refuse every form a browser posts.
+    """
+    if settings.portal_base_url != Settings.portal_base_url or host in ("0.0.0.0", "::"):
+        return settings
+    served = f"http://{host}:{port}"
+    if served == settings.portal_base_url:
+        return settings
+    return dataclasses.replace(settings, portal_base_url=served)
 
 
 def _log_requests(log: logging.Logger) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,8 @@ from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 BROWSER_COOKIE = "q2c_portal_browser"
 SECURE_BROWSER_COOKIE = "__Host-q2c_portal_browser"
@@ -148,6 +151,10 @@ def csrf_valid(request: Request, token: object) -> bool:
     """True for this browser's token, posted from this portal's own pages."""
     origin = request.headers.get("origin")
     if origin and origin != "null" and origin.rstrip("/") not in request.app.state.portal.origins:
+        logger.warning("portal: refused a form posted from %r, which is not this portal's "
+                       "address %s; if customers reach the portal there, set "
+                       "Q2C_PORTAL_BASE_URL to it", origin[:200],
+                       ", ".join(sorted(request.app.state.portal.origins)))
         return False
     if not isinstance(token, str) or not token:
         return False
