@@ -12,6 +12,7 @@ import dagster as dg
 
 from orchestration.resources import Q2CSettings
 from q2c import opsdb
+from q2c.portal.checkout import ATTEMPTS_TABLE, confirm_payments
 from q2c.portal.disputes import CREDIT_REQUESTS_TABLE, DISPUTES_TABLE, export_disputes
 from q2c.portal.events import EVENTS_TABLE, export_events
 from q2c.warehouse import OPS_SCHEMA, connect
@@ -53,13 +54,23 @@ def portal_records(context: dg.AssetExecutionContext, q2c: Q2CSettings):
             yield from _results(0, 0, 0)
             return
         with opsdb.connect(settings.ops_store) as store:
+            confirmed = _confirm_portal_payments(store)
             events = export_events(store, conn)
             disputes = export_disputes(store, conn)
         requests = conn.execute(
             f"select count(*) from {OPS_SCHEMA}.{CREDIT_REQUESTS_TABLE}").fetchone()[0]
     context.log.info("portal records copied to the warehouse: %d events, %d disputes, %d "
-                     "credit-note requests", events, disputes, requests)
+                     "credit-note requests; %d portal payments confirmed by webhook since "
+                     "the last copy", events, disputes, requests, confirmed)
     yield from _results(events, disputes, int(requests))
+
+
+def _confirm_portal_payments(store) -> int:
+    """Record the payment events of checkouts the webhook confirmed that no customer came
+    back to see: the self-service KPIs count every portal payment, not only those."""
+    present = store.execute("select 1 from sqlite_master where type = 'table' and name = ?",
+                            (ATTEMPTS_TABLE,)).fetchone()
+    return len(confirm_payments(store)) if present else 0
 
 
 def _store_has_records(store_path) -> bool:

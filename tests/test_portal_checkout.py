@@ -483,6 +483,27 @@ def test_the_invoice_counts_as_paid_only_from_the_signed_webhook(
     assert refused.value.reason == "being_booked"
 
 
+def test_the_nightly_records_a_payment_nobody_came_back_to_see(
+        store, stripe_api, webhooks, tmp_path, monkeypatch):
+    from assets.portal import portal_records
+
+    started = _start(store, stripe_api)
+    stripe_api.deliver(stripe_api.complete(started.session_id))
+    monkeypatch.setenv("Q2C_HOME", str(tmp_path))
+    for name in ("Q2C_OPS_STORE", "Q2C_CONFIG", "Q2C_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+
+    result = dg.materialize([portal_records], resources={"q2c": Q2CSettings()})
+
+    assert result.success
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+        copied = conn.execute(
+            "select account_key, invoice_id, object_id from q2c_ops.portal_events "
+            "where kind = 'payment_confirmed'").fetchall()
+    assert copied == [("acct-alpha", "a3", started.session_id)]
+    assert checkout.confirm_payments(store) == []
+
+
 def test_the_landing_names_the_invoice_on_the_charge_of_a_completed_session(
         store, stripe_api, webhooks, tmp_path):
     started = _start(store, stripe_api)
