@@ -759,11 +759,11 @@ def _cmd_cms(args: argparse.Namespace) -> int:
     except CmsError as exc:
         print(f"q2c cms: {exc}", file=sys.stderr)
         return 1
+    _stop_on_sigterm()
     host, port = server.server_address[:2]
     print(f"Taking publish events on http://{host}:{port}/<source> for {', '.join(sources)}; "
           f"verified events wait in {settings.cms_dir / 'inbox'} for the sensors (Ctrl-C stops)",
           flush=True)
-    _stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -824,11 +824,11 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
         print(f"q2c webhooks serve: cannot listen on {args.host}:{args.port} ({exc}); "
               "choose another --port or stop what holds it", file=sys.stderr)
         return 1
+    _stop_on_sigterm()
     host, port = server.server_address[:2]
     print(f"Taking Stripe events on http://{host}:{port}{PATH} into {settings.ops_store} "
           f"({len(secrets)} signing secret(s), tolerance {tolerance} s; Ctrl-C stops)",
           flush=True)
-    _stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -842,12 +842,14 @@ def _stop_on_sigterm() -> None:
     """Stop a serving command on SIGTERM as on Ctrl-C, closing its socket.
 
     systemd, Kubernetes and supervisors stop a service with SIGTERM; a process that inherited
-    SIGTERM as ignored from its parent would otherwise keep serving until it is killed.
+    SIGTERM as ignored (or blocked) from its parent would otherwise keep serving until it is
+    killed. Called before the address is printed: whoever reads it may stop the server next.
     """
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _positive_seconds(text: str) -> int:
