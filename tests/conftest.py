@@ -241,3 +241,22 @@ def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert_file, key_file
+
+
+@pytest.fixture
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """The portal tests' warehouse and documents, built once per session (portal_support)."""
+    from portal_support import portal_world
+
+    return portal_world(tmp_path_factory)
+
+
+@pytest.fixture
+def portal(world, tmp_path: Path, smtp_server: SmtpTestServer):
+    """A portal on 127.0.0.1 over `world`, mailing through the SMTP test server."""
+    from portal_support import smtp_settings, start_portal
+
+    running = start_portal(lambda base: world.settings(
+        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
+    yield running
+    running.stop()

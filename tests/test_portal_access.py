@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import pytest
 import requests
 from portal_disputes_support import (
     walk_confirmation_token,
@@ -39,7 +38,6 @@ from portal_support import (
     PortalClient,
     RunningPortal,
     mail_text,
-    portal_world,
     public_ids,
     sign_in,
     sign_in_links,
@@ -157,19 +155,6 @@ def route_keys(app) -> set[tuple[str, str]]:
             if method != "HEAD":
                 keys.add((method, route.path))
     return keys
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    return portal_world(tmp_path_factory)
-
-
-@pytest.fixture
-def portal(world, tmp_path, smtp_server):
-    running = start_portal(lambda base: world.settings(
-        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
-    yield running
-    running.stop()
 
 
 def test_every_route_is_in_the_walk(portal):

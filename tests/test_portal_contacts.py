@@ -21,10 +21,7 @@ from portal_support import (
     ALPHA_CONTACT,
     ALPHA_ERP_ADDRESS,
     mail_text,
-    portal_world,
     sign_in,
-    smtp_settings,
-    start_portal,
     wait_for_mail,
 )
 
@@ -267,19 +264,6 @@ def test_the_reminder_goes_to_a_changed_address_only_once_it_is_confirmed(
 
 
 # --- the pages -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return portal_world(tmp_path_factory)
-
-
-@pytest.fixture
-def portal(world, tmp_path, smtp_server):
-    running = start_portal(lambda base: world.settings(
-        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
-    yield running
-    running.stop()
-
 
 def test_a_customer_changes_the_billing_address_and_confirms_it_from_the_new_one(
         portal, smtp_server, world):

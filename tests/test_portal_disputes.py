@@ -27,11 +27,8 @@ from portal_support import (
     ALPHA,
     ALPHA_CONTACT,
     ALPHA_ERP_ADDRESS,
-    portal_world,
     public_ids,
     sign_in,
-    smtp_settings,
-    start_portal,
     wait_for_mail,
 )
 
@@ -561,19 +558,6 @@ def test_reminders_pause_while_a_portal_dispute_is_open_and_resume_once_resolved
 
 
 # --- the pages -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return portal_world(tmp_path_factory)
-
-
-@pytest.fixture
-def portal(world, tmp_path, smtp_server):
-    running = start_portal(lambda base: world.settings(
-        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
-    yield running
-    running.stop()
-
 
 def test_a_customer_opens_a_dispute_with_an_attachment_and_follows_it(portal, smtp_server,
                                                                      world):

@@ -26,7 +26,6 @@ from portal_support import (
     ATTACHMENT_NAME,
     BETA_ADDRESS,
     EINVOICE_XML,
-    portal_world,
     public_ids,
     q2c_balances_warehouse,
     sign_in,
@@ -49,19 +48,6 @@ from q2c.portal.events import (
     events_of,
 )
 from q2c.settings import PROJECT_ROOT
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    return portal_world(tmp_path_factory)
-
-
-@pytest.fixture
-def portal(world, tmp_path, smtp_server):
-    running = start_portal(lambda base: world.settings(
-        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
-    yield running
-    running.stop()
 
 
 @pytest.fixture

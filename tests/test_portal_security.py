@@ -20,7 +20,6 @@ from portal_support import (
     MEMO,
     SCRIPT_PO,
     free_socket,
-    portal_world,
     public_ids,
     sign_in,
     smtp_settings,
@@ -38,19 +37,6 @@ from q2c.portal.signin import PER_CLIENT
 from q2c.settings import load_settings
 
 CHECKOUT = "https://checkout.stripe.com/"
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    return portal_world(tmp_path_factory)
-
-
-@pytest.fixture
-def portal(world, tmp_path, smtp_server):
-    running = start_portal(lambda base: world.settings(
-        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from portal_support import (
     ALPHA_ERP_ADDRESS,
     BETA_ADDRESS,
     mail_text,
-    portal_world,
     sign_in,
     sign_in_codes,
     sign_in_links,
@@ -40,19 +39,6 @@ from q2c.portal.events import (
 from q2c.portal.signin import CODE_ATTEMPTS, PER_ADDRESS, PER_CLIENT
 
 UNKNOWN = "nobody@unknown-customer.example"
-
-
-@pytest.fixture
-def world(tmp_path_factory):
-    return portal_world(tmp_path_factory)
-
-
-@pytest.fixture
-def portal(world, tmp_path, smtp_server):
-    running = start_portal(lambda base: world.settings(
-        tmp_path / "home", portal_base_url=base, **smtp_settings(smtp_server)))
-    yield running
-    running.stop()
 
 
 def _store(portal):
